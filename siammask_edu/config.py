@@ -1,0 +1,210 @@
+"""Configuration: model presets, tracker presets, and the one switch for fast (CI) mode.
+
+Every preset is a plain function returning a frozen dataclass; nothing is read from a
+global (the pysot ``cfg`` smell). Values and their sources are listed in
+``released-implementation.md`` §1–§4 and in the paper (§3, Appendix A).
+
+See book/01_siamese_tracking.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+
+
+def fast_mode() -> bool:
+    """True when ``SIAMMASK_EDU_FAST`` is set to a non-empty value other than ``0``.
+
+    Notebooks and tests use it to shrink loops (``n = 3 if fast_mode() else 2000``);
+    it never changes a computed value, only how many are computed.
+    """
+    return os.environ.get("SIAMMASK_EDU_FAST", "0") not in ("", "0", "false", "False")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of a SiamMask network.
+
+    Attributes:
+        name: preset name, stored in our checkpoints so that loading needs no config file.
+        backbone: ``"resnet50"`` (the released surgery, Table 6) or ``"efficientnet_lite0"``.
+        backbone_width: channels of the first ResNet stage (64 for ResNet-50; smaller for
+            ``tiny``). Stage widths are ``width * (1, 2, 4)`` planes with expansion 4.
+        backbone_blocks: bottleneck blocks per stage (layer1, layer2, layer3).
+        feature_channels: channels after the adjust layer (256 in the paper).
+        hidden_channels: channels inside each depth-wise head (256 in the paper).
+        exemplar_crop: pixels removed on every side of the adjusted exemplar feature when
+            its width is < 20 (released: 4, so 15 -> 7 and a 25x25 response); ``0`` keeps
+            the paper's 15x15 exemplar and its 17x17 response.
+        anchor_num: anchors per RoW, k = 5 (ratios 0.33, 0.5, 1, 2, 3; scale 8).
+        branches: ``"three"`` (score, box, mask: SiamMask) or ``"two"`` (similarity + mask:
+            SiamMask-2B, paper §3.2, Table 8).
+        mask_size: side of the per-RoW mask of the mask head (63: 63*63 = 3969 channels).
+        refine: add the refinement module (sharp masks, 127x127, paper Fig. 9).
+    """
+
+    name: str = "sharp"
+    backbone: str = "resnet50"
+    backbone_width: int = 64
+    backbone_blocks: tuple[int, int, int] = (3, 4, 6)
+    feature_channels: int = 256
+    hidden_channels: int = 256
+    exemplar_crop: int = 4
+    anchor_num: int = 5
+    branches: str = "three"
+    mask_size: int = 63
+    refine: bool = True
+
+    def replace(self, **changes) -> "ModelConfig":
+        """A copy with some fields changed (``dataclasses.replace``)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["backbone_blocks"] = list(self.backbone_blocks)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown ModelConfig fields {sorted(unknown)}")
+        d = dict(d)
+        if "backbone_blocks" in d:
+            d["backbone_blocks"] = tuple(d["backbone_blocks"])
+        return cls(**d)
+
+    # -- presets -----------------------------------------------------------------------
+    @classmethod
+    def sharp(cls) -> "ModelConfig":
+        """Released SiamMask with refinement (SiamMask_DAVIS/VOT/VOT_LD.pth): 21,482,052 params."""
+        return cls(name="sharp")
+
+    @classmethod
+    def base(cls) -> "ModelConfig":
+        """Released base model: 63x63 masks from the mask head, no refinement: 18,816,735 params."""
+        return cls(name="base", refine=False)
+
+    @classmethod
+    def paper(cls) -> "ModelConfig":
+        """The paper's geometry: uncropped 15x15 exemplar feature, 17x17 response (§3, Table 6)."""
+        return cls(name="paper", exemplar_crop=0, refine=False)
+
+    @classmethod
+    def two_branch(cls) -> "ModelConfig":
+        """SiamMask-2B: one SiamFC-style similarity channel per RoW plus the mask branch (Table 8)."""
+        return cls(name="two_branch", branches="two", anchor_num=1, refine=False)
+
+    @classmethod
+    def tiny(cls) -> "ModelConfig":
+        """Same geometry as ``sharp`` (127/255 crops, stride 8, 25x25, 63x63, 127x127 masks),
+        narrow and shallow: for tests, CI and chapters about shapes."""
+        return cls(
+            name="tiny",
+            backbone_width=8,
+            backbone_blocks=(1, 1, 1),
+            feature_channels=32,
+            hidden_channels=32,
+        )
+
+
+MODEL_PRESETS = ("sharp", "base", "paper", "two_branch", "tiny")
+
+
+def model_config(name: str) -> ModelConfig:
+    """The :class:`ModelConfig` of a preset name (see ``MODEL_PRESETS``)."""
+    if name not in MODEL_PRESETS:
+        raise ValueError(f"unknown model preset {name!r}; expected one of {MODEL_PRESETS}")
+    return getattr(ModelConfig, name)()
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """Hyper-parameters of the online tracker (released ``TrackerConfig`` + config json).
+
+    Attributes:
+        penalty_k: scale/ratio change penalty strength (§4.5 step 5).
+        window_influence: weight of the cosine (Hanning) window in the final score.
+        lr: damping of the size update, multiplied by penalty*score (position is undamped).
+        seg_thr: mask threshold, strict ``>`` on probabilities.
+        exemplar_size: exemplar crop side, pixels (127).
+        instance_size: search crop side, pixels (255).
+        total_stride: stride of the response map in crop pixels (8).
+        base_size: released offset of the exemplar crop (8 -> 25x25 response).
+        context_amount: context added around the target, as a fraction of (w + h).
+        ratios, scales: anchor aspect ratios (h/w) and scales.
+        min_size: lower clamp of the tracked width/height, pixels (released: 10).
+        min_polygon_area: a mask contour must be larger than this (pixels^2) to give the
+            rotated box; otherwise the axis-aligned box is the polygon (released: 100).
+        box_strategy: how the rotated box is fitted to the mask: ``"mbr"`` (released),
+            ``"minmax"`` or ``"opt"`` (paper Table 1).
+    """
+
+    name: str = "davis"
+    penalty_k: float = 0.04
+    window_influence: float = 0.40
+    lr: float = 1.0
+    seg_thr: float = 0.35
+    exemplar_size: int = 127
+    instance_size: int = 255
+    total_stride: int = 8
+    base_size: int = 8
+    context_amount: float = 0.5
+    ratios: tuple[float, ...] = (0.33, 0.5, 1.0, 2.0, 3.0)
+    scales: tuple[float, ...] = (8.0,)
+    min_size: float = 10.0
+    min_polygon_area: float = 100.0
+    box_strategy: str = "mbr"
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def score_size(self) -> int:
+        """Side of the response map: (255 - 127) // 8 + 1 + 8 = 25 (released ``renew``)."""
+        return (self.instance_size - self.exemplar_size) // self.total_stride + 1 + self.base_size
+
+    @property
+    def anchor_num(self) -> int:
+        return len(self.ratios) * len(self.scales)
+
+    def replace(self, **changes) -> "TrackerConfig":
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def davis(cls) -> "TrackerConfig":
+        """``experiments/siammask_sharp/config_davis.json`` (SiamMask_DAVIS.pth, demo)."""
+        return cls(name="davis", penalty_k=0.04, window_influence=0.40, lr=1.0, seg_thr=0.35)
+
+    @classmethod
+    def vot(cls) -> "TrackerConfig":
+        """``experiments/siammask_sharp/config_vot.json`` (SiamMask_VOT.pth)."""
+        return cls(name="vot", penalty_k=0.04, window_influence=0.42, lr=0.25, seg_thr=0.30)
+
+    @classmethod
+    def vot_ld(cls) -> "TrackerConfig":
+        """``experiments/siammask_sharp/config_vot18.json`` (SiamMask_VOT_LD.pth; = pysot)."""
+        return cls(name="vot-ld", penalty_k=0.10, window_influence=0.41, lr=0.32, seg_thr=0.15)
+
+    @classmethod
+    def base(cls) -> "TrackerConfig":
+        """Released ``TrackerConfig`` defaults, used with the base model (63x63 masks)."""
+        return cls(name="base", penalty_k=0.09, window_influence=0.39, lr=0.38, seg_thr=0.30)
+
+
+TRACKER_PRESETS = ("davis", "vot", "vot-ld", "base")
+
+
+def tracker_config(name: str) -> TrackerConfig:
+    """The :class:`TrackerConfig` of a preset name (``davis``, ``vot``, ``vot-ld``, ``base``)."""
+    table = {
+        "davis": TrackerConfig.davis,
+        "vot": TrackerConfig.vot,
+        "vot-ld": TrackerConfig.vot_ld,
+        "vot_ld": TrackerConfig.vot_ld,
+        "base": TrackerConfig.base,
+    }
+    if name not in table:
+        raise ValueError(f"unknown tracker preset {name!r}; expected one of {TRACKER_PRESETS}")
+    return table[name]()
