@@ -23,6 +23,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -168,6 +169,15 @@ def _infer_preset(state: dict[str, Tensor]) -> str:
 def _load_into(model: SiamMask, state: dict[str, Tensor], path, layout: str, strict: bool):
     own = model.state_dict()
     state = dict(state)
+    if model.refine is None and any(k.startswith("refine.") for k in state):
+        # A sharp file holds the complete base network (the mask head is kept even though
+        # refinement replaces it), so loading it as "base" is legitimate: drop refine.*.
+        warnings.warn(
+            f"{path}: ignoring {sum(k.startswith('refine.') for k in state)} refine_model.* "
+            f"tensors, the {model.config.name!r} model has no refinement module",
+            stacklevel=3,
+        )
+        state = {k: v for k, v in state.items() if not k.startswith("refine.")}
     # Files written by older PyTorch lack BatchNorm's num_batches_tracked; it is unused
     # in eval mode, so take the model's own value rather than failing.
     for k in own:

@@ -1,0 +1,1 @@
+"""Drawing (pure functions, ``render``) and notebook widgets (``widgets``)."""

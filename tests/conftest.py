@@ -1,0 +1,52 @@
+"""Shared test set-up: deterministic seeds, 2 torch threads, headless matplotlib, and the
+fixtures of the released implementation (skipped with a reason where absent)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import numpy as np
+import pytest
+import torch
+
+from siammask_edu.paths import reference_root
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+    np.random.seed(0)
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir():
+    """``shared/reference/fixtures`` (outputs of the released SiamMask on a seeded checkpoint)."""
+    try:
+        d = reference_root() / "fixtures"
+    except FileNotFoundError as exc:
+        pytest.skip(f"released-implementation fixtures not available: {exc}")
+    if not d.is_dir():
+        pytest.skip(f"released-implementation fixtures not available at {d}")
+    return d
+
+
+@pytest.fixture(scope="session")
+def seeded_checkpoint(fixtures_dir):
+    return fixtures_dir / "siammask_sharp_seed1.f16.pth"
+
+
+@pytest.fixture(scope="session")
+def seeded_sharp(seeded_checkpoint):
+    """The released sharp network with the seeded weights (eval mode, fp32)."""
+    from siammask_edu import load_released_checkpoint
+
+    return load_released_checkpoint(seeded_checkpoint)
+
+
+@pytest.fixture(scope="session")
+def raw_outputs(fixtures_dir):
+    return np.load(fixtures_dir / "raw_outputs.npz")
