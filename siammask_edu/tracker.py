@@ -1,0 +1,323 @@
+"""The online tracker: ``Tracker.init(frame, box)`` then ``Tracker.track(frame)`` per frame.
+
+Released ``siamese_init`` / ``siamese_track`` (``tools/test.py``) with the released
+hyper-parameters (:mod:`siammask_edu.config`), its exact crop (:mod:`.geometry`), anchors
+(:mod:`.anchors`) and post-processing (:mod:`.postprocess`). The mask never feeds back into
+the state: the next frame is searched around the box branch's estimate (paper §3.3).
+
+Input conventions, checked at the boundary (:func:`~siammask_edu.geometry.as_bgr_uint8`,
+:func:`~siammask_edu.geometry.check_box`):
+
+* ``frame``: ``np.ndarray (H, W, 3) uint8``, **RGB** by default (``color_order="bgr"`` for
+  OpenCV frames); grayscale ``(H, W)`` / ``(H, W, 1)`` is repeated to 3 channels; a 4th
+  (alpha) channel is dropped; any other dtype (float frames included) is a ``ValueError``
+  -- convert explicitly, e.g. ``(f * 255).round().astype(np.uint8)`` for a ``[0, 1]`` frame.
+  Every frame of a sequence must have the size of the init frame.
+* ``box``: ``(x, y, w, h)`` pixels, top-left origin, centre ``x + w/2`` (see
+  :mod:`.geometry`). Sizes must be finite and > 0; a box partly outside the frame is
+  clipped to the frame; a box wholly outside is a ``ValueError``; a box smaller than
+  ``config.min_size`` warns (the tracker enlarges it to that size after the first frame).
+
+See book/07_online_tracker.py.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from .anchors import anchors_for
+from .config import TrackerConfig, tracker_config
+from .geometry import (
+    as_bgr_uint8,
+    check_box,
+    crop_subwindow,
+    exemplar_crop_size,
+    search_region,
+    vot_polygon_to_cxcywh,
+)
+from .postprocess import postprocess_step
+
+
+@dataclass(frozen=True, eq=False)
+class TrackResult:
+    """What :meth:`Tracker.track` returns for one frame (all in frame pixels).
+
+    Attributes:
+        mask (np.ndarray[H, W] bool): ``mask_prob > seg_thr`` (strict).
+        mask_prob (np.ndarray[H, W] float32 | None): released ``mask_in_img``: sigmoid
+            probabilities inside the projected RoW window, **-1 outside it** (released border
+            value; ``mask_prob.clip(0)`` is a probability map).
+        polygon (np.ndarray[4, 2] float32): box fitted to the mask (``config.box_strategy``;
+            ``"mbr"``: OpenCV ``boxPoints`` order), or the axis-aligned box (TL, TR, BR, BL)
+            of the unclamped state when no mask blob is larger than ``min_polygon_area``.
+        box: ``(x, y, w, h)`` floats of the clamped state (the next frame's reference).
+        score: raw foreground probability of the chosen anchor, in [0, 1].
+        row_col: ``(row, col)`` of the chosen RoW in the 25x25 map.
+        polygon_source: ``"mask"`` or ``"box"``.
+        center, size: the clamped state ``(cx, cy)``, ``(w, h)``.
+        kept_previous: the network gave a non-finite box; the previous state was kept.
+
+    See book/07_online_tracker.py.
+    """
+
+    mask: np.ndarray
+    mask_prob: np.ndarray | None
+    polygon: np.ndarray
+    box: tuple[float, float, float, float]
+    score: float
+    row_col: tuple[int, int]
+    polygon_source: str
+    center: tuple[float, float]
+    size: tuple[float, float]
+    kept_previous: bool = False
+
+    def _repr_html_(self) -> str:
+        h, w = self.mask.shape
+        k = min(1.0, 192 / max(w, 1))
+        img = np.where(self.mask[:, :, None], np.uint8(220), np.uint8(40)).repeat(3, 2)
+        img = cv2.resize(img, (max(1, int(w * k)), max(1, int(h * k))),
+                         interpolation=cv2.INTER_NEAREST)
+        pts = np.round(np.clip(self.polygon * k, -1e6, 1e6)).astype(np.int32).reshape(-1, 1, 2)
+        cv2.polylines(img, [pts], True, (0, 200, 255), 1)
+        png = base64.b64encode(cv2.imencode(".png", img)[1].tobytes()).decode()
+        box = ", ".join(f"{v:.1f}" for v in self.box)
+        return (f"<div><img src='data:image/png;base64,{png}'/><br/><code>box=({box}) "
+                f"score={self.score:.3f} RoW={self.row_col} polygon from {self.polygon_source}"
+                f"{' (kept previous state)' if self.kept_previous else ''}</code></div>")
+
+
+class Tracker:
+    """SiamMask online tracker holding all per-target state; the model is shared, read-only.
+
+    Args:
+        model: a three-branch :class:`~siammask_edu.models.SiamMask` (sharp: refined 127x127
+            masks; base: the mask head's 63x63 masks). It is moved to ``device`` and put
+            in eval mode.
+        config: a :class:`~siammask_edu.config.TrackerConfig` or a preset name (``"davis"``,
+            ``"vot"``, ``"vot-ld"``, ``"base"``).
+        device: torch device of the network.
+        color_order: ``"rgb"`` (default) or ``"bgr"`` for the frames given to this tracker.
+        crop_rounding: ``"python"`` (released) or ``"half_up"`` (pysot) crop placement.
+
+    Several trackers may share one model: the template, window, padding colour, state and
+    frame size live in the tracker. ``init`` again starts afresh.
+
+    Raises:
+        ValueError: for a two-branch model, an unknown preset or colour order.
+
+    See book/07_online_tracker.py.
+    """
+
+    def __init__(self, model, config: str | TrackerConfig = "davis", device="cpu",
+                 color_order: str = "rgb", crop_rounding: str = "python") -> None:
+        if getattr(model, "box_head", None) is None:
+            raise ValueError("Tracker needs a three-branch SiamMask (score, box and mask heads)")
+        self.config = tracker_config(config) if isinstance(config, str) else config
+        if color_order not in ("rgb", "bgr"):
+            raise ValueError(f"color_order must be 'rgb' or 'bgr', got {color_order!r}")
+        if crop_rounding not in ("python", "half_up"):
+            raise ValueError(f"crop_rounding must be 'python' or 'half_up', got {crop_rounding!r}")
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.color_order = color_order
+        self.crop_rounding = crop_rounding
+        self.anchors, self.window = anchors_for(self.config)
+        self._exemplar = None
+        self._frame_hw: tuple[int, int] | None = None
+        self._avg_chans: np.ndarray | None = None
+        self._center: np.ndarray | None = None
+        self._size: np.ndarray | None = None
+
+    @classmethod
+    def from_checkpoint(cls, path, config: str | TrackerConfig = "davis", device="cpu",
+                        color_order: str = "rgb", preset=None) -> Tracker:
+        """A tracker on a released (or our own) checkpoint, see
+        :func:`~siammask_edu.checkpoint.load_released_checkpoint` (``preset`` is passed on).
+
+        See book/07_online_tracker.py.
+        """
+        from .checkpoint import load_released_checkpoint
+
+        model = load_released_checkpoint(path, preset, map_location=device)
+        return cls(model, config, device, color_order)
+
+    # -- state ------------------------------------------------------------------------
+    @property
+    def initialized(self) -> bool:
+        return self._exemplar is not None
+
+    @property
+    def center(self) -> tuple[float, float]:
+        """Current ``(cx, cy)``, frame pixels."""
+        self._require_init()
+        return float(self._center[0]), float(self._center[1])
+
+    @property
+    def size(self) -> tuple[float, float]:
+        """Current ``(w, h)``, frame pixels."""
+        self._require_init()
+        return float(self._size[0]), float(self._size[1])
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """``(H, W)`` of the init frame."""
+        self._require_init()
+        return self._frame_hw
+
+    def set_target(self, center: Sequence[float], size: Sequence[float]) -> None:
+        """Overwrite the tracked state (teacher forcing, re-detection); the template stays.
+
+        Raises:
+            ValueError: for non-finite values or a size that is not > 0.
+
+        See book/07_online_tracker.py.
+        """
+        self._require_init()
+        c, s = np.asarray(center, np.float64).reshape(2), np.asarray(size, np.float64).reshape(2)
+        if not (np.all(np.isfinite(c)) and np.all(np.isfinite(s)) and np.all(s > 0)):
+            raise ValueError(f"invalid state: center={c.tolist()}, size={s.tolist()}")
+        self._center, self._size = c.copy(), s.copy()
+
+    def _require_init(self) -> None:
+        if self._exemplar is None:
+            raise RuntimeError("call Tracker.init(frame, box) first")
+
+    # -- init ---------------------------------------------------------------------------
+    def init(self, frame, box: Sequence[float]) -> None:
+        """Start tracking the object in ``box`` (``(x, y, w, h)``, see module docstring).
+
+        Raises:
+            ValueError: bad frame (dtype, shape) or box (non-finite, w/h <= 0, outside).
+
+        See book/07_online_tracker.py.
+        """
+        bgr = as_bgr_uint8(frame, self.color_order)
+        center, size = check_box(box, bgr.shape[:2], self.config.min_size)
+        self._init_state(bgr, center, size)
+
+    def init_polygon(self, frame, polygon: Sequence[float]) -> None:
+        """Start from a VOT rotated box (8 numbers) with the released
+        ``get_axis_aligned_bbox`` rule (:func:`~siammask_edu.geometry.vot_polygon_to_cxcywh`):
+        centre = corner mean, area-preserving ``w``/``h`` plus 1. The state is used as
+        computed (no clipping), as in the released VOT driver.
+
+        Raises:
+            ValueError: bad frame, non-finite or degenerate polygon, or a box wholly
+                outside the frame.
+
+        See book/07_online_tracker.py.
+        """
+        bgr = as_bgr_uint8(frame, self.color_order)
+        cx, cy, w, h = vot_polygon_to_cxcywh(polygon)
+        check_box((cx - w / 2, cy - h / 2, w, h), bgr.shape[:2], self.config.min_size)
+        self._init_state(bgr, np.array([cx, cy]), np.array([w, h]))
+
+    def _init_state(self, bgr: np.ndarray, center: np.ndarray, size: np.ndarray) -> None:
+        cfg = self.config
+        avg_chans = np.mean(bgr, axis=(0, 1))  # float64, BGR
+        s_z = max(1, exemplar_crop_size(size, cfg.context_amount))
+        z = crop_subwindow(bgr, center, cfg.exemplar_size, s_z, avg_chans,
+                           rounding=self.crop_rounding)
+        with torch.inference_mode():
+            self._exemplar = self.model.template(z.to(self.device))
+        self._frame_hw = (int(bgr.shape[0]), int(bgr.shape[1]))
+        self._avg_chans = avg_chans
+        self._center = np.asarray(center, np.float64).copy()
+        self._size = np.asarray(size, np.float64).copy()
+
+    # -- track --------------------------------------------------------------------------
+    def search_crop(self, frame) -> torch.Tensor:
+        """The search crop ``Tensor[1, 3, 255, 255]`` (BGR 0..255) the next :meth:`track`
+        would feed the network, cut at the current state.
+
+        See book/07_online_tracker.py.
+        """
+        self._require_init()
+        return self._search_crop(self._frame_bgr(frame))
+
+    def _frame_bgr(self, frame) -> np.ndarray:
+        bgr = as_bgr_uint8(frame, self.color_order)
+        if bgr.shape[:2] != self._frame_hw:
+            raise ValueError(f"frame size {bgr.shape[1]}x{bgr.shape[0]} (WxH) differs from the "
+                             f"init frame's {self._frame_hw[1]}x{self._frame_hw[0]}")
+        return bgr
+
+    def _search_crop(self, bgr: np.ndarray) -> torch.Tensor:
+        cfg = self.config
+        _, S = search_region(self._size, cfg.exemplar_size, cfg.instance_size, cfg.context_amount)
+        return crop_subwindow(bgr, self._center, cfg.instance_size, max(1, S), self._avg_chans,
+                              rounding=self.crop_rounding)
+
+    def track(self, frame) -> TrackResult:
+        """Track the target into ``frame`` (same size as the init frame).
+
+        Returns:
+            :class:`TrackResult` (mask, polygon, box, score, RoW).
+
+        Raises:
+            RuntimeError: before :meth:`init`.
+            ValueError: bad frame or a frame size different from the init frame's.
+
+        See book/07_online_tracker.py.
+        """
+        self._require_init()
+        bgr = self._frame_bgr(frame)
+        x = self._search_crop(bgr).to(self.device)
+        model = self.model
+        with torch.inference_mode():
+            out = model.track(x, self._exemplar, mask_head=False)
+            if model.refine is not None:
+                def mask_fn(r, c):
+                    return model.refine_at(out, r, c)
+            else:
+                def mask_fn(r, c):
+                    return model.mask_at(out, r, c)
+            step = postprocess_step(out.score, out.delta, mask_fn, self._center, self._size,
+                                    self._frame_hw, self.config, self.anchors, self.window)
+        self._center, self._size = step.center, step.size
+        cx, cy = float(step.center[0]), float(step.center[1])
+        w, h = float(step.size[0]), float(step.size[1])
+        d = step.decision
+        return TrackResult(mask=step.mask, mask_prob=step.mask_prob, polygon=step.polygon,
+                           box=(cx - w / 2, cy - h / 2, w, h),
+                           score=min(1.0, max(0.0, d.score)), row_col=(d.row, d.col),
+                           polygon_source=step.polygon_source, center=(cx, cy), size=(w, h),
+                           kept_previous=step.kept_previous)
+
+    def track_sequence(self, frames: Iterable, box: Sequence[float]) -> Iterator[TrackResult]:
+        """Init on the first frame, then yield one :class:`TrackResult` per later frame.
+
+        Args:
+            frames: any iterable of frames (list, generator, video reader).
+            box: ``(x, y, w, h)`` on the first frame, or 8 numbers (a VOT rotated box,
+                :meth:`init_polygon`).
+
+        Yields:
+            :class:`TrackResult` for frames 1, 2, ... (nothing for the init frame, so a
+            sequence of N frames gives N - 1 results).
+
+        Raises:
+            ValueError: an empty ``frames`` or the errors of :meth:`init` / :meth:`track`.
+
+        See book/07_online_tracker.py.
+        """
+        it = iter(frames)
+        try:
+            first = next(it)
+        except StopIteration:
+            raise ValueError("frames is empty") from None
+        if np.size(box) == 8:
+            self.init_polygon(first, box)
+        else:
+            self.init(first, box)
+        for frame in it:
+            yield self.track(frame)
+
+
+__all__ = ["TrackResult", "Tracker", "as_bgr_uint8"]
