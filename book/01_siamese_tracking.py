@@ -1,0 +1,287 @@
+# %% [markdown]
+# # 1. Siamese tracking in one picture
+#
+# **What you will build.** From two real video frames and one box you will cut an
+# exemplar $z$ and a search image $x$, push both through SiamMask, and look at the three
+# things it says about every *response of a candidate window* (RoW): a score, a box and a
+# mask. Every later chapter zooms into one arrow of this picture.
+#
+# The paper is Wang et al., *Fast Online Object Tracking and Segmentation: A Unifying
+# Approach*, CVPR 2019. Section 3 is the part this book implements.
+
+# %%
+# %matplotlib inline
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from siammask_edu import count_parameters, load_released_checkpoint
+from siammask_edu.config import TrackerConfig, fast_mode
+from siammask_edu.paths import davis_sequence, reference_root
+from siammask_edu.viz import figures
+
+torch.set_num_threads(1 if fast_mode() else 2)
+
+# %% [markdown]
+# ## Two frames and a box
+#
+# We use the DAVIS-2016 sequence `car-shadow` (480p). DAVIS gives a mask for the first
+# frame; a tracker is started from a **box**, so we take the mask's bounding rectangle
+# with `cv2.boundingRect`, exactly as the released code does for DAVIS. Boxes in this book
+# are `xywh`: top-left corner, width, height, 0-based pixels.
+#
+# `cv2.imread` returns **BGR** bytes. The released weights were trained on BGR crops with
+# raw 0–255 values, so we keep the BGR frames for the network and make RGB copies only to
+# draw them.
+
+# %%
+frames_dir, annos_dir = davis_sequence("car-shadow")
+frame0 = cv2.imread(str(frames_dir / "00000.jpg"))  # (480, 854, 3) uint8 BGR
+frame5 = cv2.imread(str(frames_dir / "00005.jpg"))
+anno0 = cv2.imread(str(annos_dir / "00000.png"), cv2.IMREAD_GRAYSCALE)
+box = cv2.boundingRect((anno0 > 0).astype(np.uint8))  # (x, y, w, h)
+print("frame", frame0.shape, frame0.dtype, "| first-frame box xywh:", box)
+assert frame0.shape == frame5.shape == (480, 854, 3)
+assert box == (313, 88, 342, 194)
+
+# %%
+x0, y0, w0, h0 = box
+show0 = np.ascontiguousarray(frame0[:, :, ::-1])  # RGB copies for drawing
+show5 = np.ascontiguousarray(frame5[:, :, ::-1])
+cv2.rectangle(show0, (x0, y0), (x0 + w0, y0 + h0), (255, 255, 0), 3)
+figures.image_strip([show0, show5], ["frame 0 with its box", "frame 5: where is it now?"],
+                    size=4.0)
+
+# %% [markdown]
+# ## Exemplar and search crops
+#
+# SiamFC-style trackers never look at the whole frame. They cut two squares:
+#
+# * the **exemplar** $z$: the target plus some context, resized to $127\times127$;
+# * the **search image** $x$: a square about twice as large, centred where the target
+#   was in the previous frame, resized to $255\times255$.
+#
+# The context is half the box perimeter: with $p = (w + h)/2$ the exemplar side is
+# $s_z = \sqrt{(w + p)(h + p)}$ pixels of the frame, and the search side is
+# $s_x = s_z \cdot 255/127$, so one crop pixel covers the same frame area in both crops.
+# `TrackerConfig` holds these numbers.
+
+# %%
+cfg = TrackerConfig.davis()
+p = cfg.context_amount * (w0 + h0)
+s_z = float(np.sqrt((w0 + p) * (h0 + p)))
+s_x = s_z * cfg.instance_size / cfg.exemplar_size
+scale = cfg.exemplar_size / s_z  # crop pixels per frame pixel
+print(f"context p = {p:.1f} px | s_z = {s_z:.1f} px | s_x = {s_x:.1f} px | "
+      f"scale = {scale:.4f}")
+assert abs(s_x / s_z - 255 / 127) < 1e-12
+
+# %% [markdown]
+# A simple crop: take the square of side `side` centred on `(cx, cy)`; where it leaves the
+# frame, pad with the frame's mean colour (a neutral value the network sees as "nothing");
+# resize with bilinear interpolation.
+#
+# :::{note}
+# This is a *didactic* crop. The released tracker rounds the corner with Python's
+# half-to-even `round`, centres the square about one pixel up-left, and truncates the mean
+# colour to `uint8`; those details change the network's output slightly. Chapter 7 uses the
+# library's exact crop and checks it against the released tracker.
+# :::
+
+# %%
+def crop_square_ours(frame, cx, cy, side, out_size, pad_value):
+    """Square of `side` frame pixels centred on (cx, cy), resized to out_size."""
+    side = round(side)
+    left, top = round(cx - side / 2), round(cy - side / 2)
+    h, w = frame.shape[:2]
+    pad = max(0, -left, -top, left + side - w, top + side - h)
+    if pad > 0:  # grow the frame so the square fits, filled with pad_value
+        frame = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_CONSTANT,
+                                   value=pad_value)
+        left, top = left + pad, top + pad
+    patch = frame[top:top + side, left:left + side]
+    return cv2.resize(patch, (out_size, out_size), interpolation=cv2.INTER_LINEAR)
+
+
+cx, cy = x0 + w0 / 2, y0 + h0 / 2  # box centre (continuous convention)
+mean_bgr = tuple(float(v) for v in frame0.reshape(-1, 3).mean(0))
+z_img = crop_square_ours(frame0, cx, cy, s_z, 127, mean_bgr)  # (127, 127, 3) BGR
+x_img = crop_square_ours(frame5, cx, cy, s_x, 255, mean_bgr)  # (255, 255, 3) BGR
+print("z", z_img.shape, "x", x_img.shape)
+assert z_img.shape == (127, 127, 3) and x_img.shape == (255, 255, 3)
+
+# %% [markdown]
+# The search crop of frame 5 is centred on the **old** position. The car has moved a
+# little; finding by how much is the tracker's job. Note the grey bands: the search square
+# ($s_x \approx 1066$ px) is larger than the 854×480 frame.
+
+# %%
+figures.image_strip([z_img[:, :, ::-1], x_img[:, :, ::-1]],
+                    ["exemplar z (127x127, frame 0)", "search x (255x255, frame 5)"])
+
+# %% [markdown]
+# The network takes float tensors `(B, 3, H, W)` with the BGR channel order and raw 0–255
+# values (no mean/std normalisation):
+
+# %%
+def to_tensor(img_bgr):
+    return torch.from_numpy(img_bgr).permute(2, 0, 1)[None].float()  # (1, 3, H, W)
+
+
+z = to_tensor(z_img)
+x = to_tensor(x_img)
+print(tuple(z.shape), tuple(x.shape), z.dtype, float(z.min()), float(z.max()))
+
+# %% [markdown]
+# ## The network
+#
+# `load_released_checkpoint` reads a file with the **released key names** (official
+# foolwood/SiamMask layout or pysot's) and returns our `SiamMask` module in eval mode.
+#
+# :::{warning}
+# The checkpoint used throughout this book, `siammask_sharp_seed1.f16.pth`, holds
+# **random weights in the real key layout**: it was made by seeding the official
+# initialisation, not by training. The *algorithm* you see is the real one and every shape
+# and layout is the released one, but the *outputs are not meaningful*: the score does not
+# find the car and the mask does not outline it. Trained weights change the numbers, not
+# the code (see "The real checkpoint" below).
+# :::
+
+# %%
+ckpt_path = reference_root() / "fixtures" / "siammask_sharp_seed1.f16.pth"
+model = load_released_checkpoint(ckpt_path)
+n_params = count_parameters(model)
+print(f"{model.config.name} model, {n_params:,} parameters")
+assert n_params == 21_482_052  # the released sharp model
+
+# %% [markdown]
+# Tracking splits the network in two calls (pysot's names):
+#
+# * `template(z)` runs once per target and keeps the exemplar features;
+# * `track(x, exemplar)` runs once per frame.
+#
+# Both branches share the backbone weights (a *Siamese* network); the correlation of their
+# features is what compares $z$ with every window of $x$.
+
+# %%
+with torch.no_grad():
+    exemplar = model.template(z)
+    out = model.track(x, exemplar)
+print("zf         ", tuple(exemplar.zf.shape), "  exemplar feature")
+print("xf         ", tuple(out.xf.shape), " search feature")
+print("score      ", tuple(out.score.shape), " [bg x 5, fg x 5] per RoW")
+print("delta      ", tuple(out.delta.shape), " [dx, dy, dw, dh] x 5 anchors")
+print("mask_corr  ", tuple(out.mask_corr.shape), " one 256-d vector per RoW")
+assert tuple(exemplar.zf.shape) == (1, 256, 7, 7)
+assert tuple(out.xf.shape) == (1, 256, 31, 31)
+assert tuple(out.score.shape) == (1, 10, 25, 25)
+assert tuple(out.delta.shape) == (1, 20, 25, 25)
+assert tuple(out.mask_corr.shape) == (1, 256, 25, 25)
+
+# %% [markdown]
+# ## What a RoW is
+#
+# The correlation output is a $25\times25$ grid. Each grid cell is one **RoW**: a
+# $1\times1\times256$ vector that describes how one candidate window of $x$ matches $z$.
+# Neighbouring RoWs are 8 crop pixels apart (the network's stride), and RoW
+# `(row, col)` looks at the $127\times127$ square of the search crop
+# $[8\,col - 32,\ 8\,col + 95) \times [8\,row - 32,\ 8\,row + 95)$, the size of the
+# exemplar; the centre RoW (12, 12) looks at the centre of the crop.
+
+# %%
+assert cfg.score_size == 25  # (255 - 127) // 8 + 1 + 8, the released formula
+row_vec = out.mask_corr[0, :, 12, 12]
+print("RoW (12, 12):", tuple(row_vec.shape), "| its window:", figures.row_window(12, 12))
+assert figures.row_window(12, 12) == (64, 64, 191, 191)  # the central 127 px
+
+# %% [markdown]
+# ## Three outputs per RoW
+#
+# For each RoW the three branches say:
+#
+# 1. **score** — for each of $k = 5$ anchor boxes, background and foreground logits; a
+#    softmax over the pair gives the probability that the window holds the target;
+# 2. **box** — for each anchor, four numbers $(dx, dy, dw, dh)$ that move and stretch it
+#    (chapter 4 turns them into a box);
+# 3. **mask** — a binary mask of the target *inside that window*: $63\times63$ from the
+#    mask head, or $127\times127$ after refinement (chapter 5).
+#
+# The tracker picks the RoW with the best score and reads its box and its mask. Here we
+# take the plain arg-max of the foreground probability (the real tracker adds a motion
+# penalty and a cosine window first).
+
+# %%
+fg = out.score[0].view(2, 5, 25, 25).softmax(dim=0)[1]  # (5, 25, 25) P(target)
+a, r, c = np.unravel_index(int(fg.argmax()), fg.shape)
+a, r, c = int(a), int(r), int(c)
+with torch.no_grad():
+    mask63 = model.mask_at(out, r, c)  # (1, 1, 63, 63) logits, mask head
+    mask127 = model.refine_at(out, r, c)  # (1, 1, 127, 127) logits, refined
+box_deltas = out.delta[0].view(4, 5, 25, 25)[:, a, r, c]
+print(f"best RoW (row={r}, col={c}), anchor {a}: P(fg) = {float(fg[a, r, c]):.3f}")
+print("box deltas (dx, dy, dw, dh):", [round(float(v), 3) for v in box_deltas])
+print("mask head", tuple(mask63.shape), "| refined mask", tuple(mask127.shape))
+assert tuple(mask63.shape) == (1, 1, 63, 63)
+assert tuple(mask127.shape) == (1, 1, 127, 127)
+
+# %% [markdown]
+# The whole chapter in one picture: the search crop with the chosen RoW's window, the
+# foreground score of every RoW (best anchor), and the two masks of that RoW.
+
+# %%
+x_show = np.ascontiguousarray(x_img[:, :, ::-1])
+wx0, wy0, wx1, wy1 = figures.row_window(r, c)
+cv2.rectangle(x_show, (wx0, wy0), (wx1 - 1, wy1 - 1), (255, 255, 0), 2)
+figures.image_strip(
+    [x_show, fg.max(dim=0).values, torch.sigmoid(mask63[0, 0]), torch.sigmoid(mask127[0, 0])],
+    [f"x with RoW ({r},{c})", "P(fg), 25x25 RoWs", "its 63x63 mask", "refined 127x127"],
+)
+
+# %% [markdown]
+# With random weights the score map is structured noise and the masks are blobs: the
+# picture is right, the numbers are not trained. A later chapter runs the whole tracker; the
+# reference fixtures check every number against the released implementation.
+#
+# ## The real checkpoint
+#
+# The authors released trained weights with their code, in the README of
+# [foolwood/SiamMask](https://github.com/foolwood/SiamMask) ("Download the SiamMask
+# model"): `SiamMask_DAVIS.pth` (for DAVIS and the demo) and `SiamMask_VOT.pth` (for VOT),
+# both from `http://www.robots.ox.ac.uk/~qwang/`. pysot's model zoo distributes the same
+# network (`siammask_r50_l3`) in its own key layout; `load_released_checkpoint` reads both
+# layouts, detecting which from the key names, and fails with a clear message on an HTML
+# page or a truncated download. Nothing is downloaded here (the book runs offline):
+# download the file yourself and put it beside this notebook.
+
+# %%
+real_ckpt = Path("SiamMask_DAVIS.pth")  # relative to the notebook's folder
+if real_ckpt.exists():
+    real_model = load_released_checkpoint(real_ckpt)  # official or pysot layout
+    print("loaded", real_ckpt, "as", real_model.config.name,
+          f"({count_parameters(real_model):,} parameters)")
+else:
+    print(f"{real_ckpt} not found: download SiamMask_DAVIS.pth (see above) to run the "
+          "chapters with trained weights; they use the seeded file otherwise.")
+
+# %% [markdown]
+# ## Recap
+#
+# * A Siamese tracker compares an exemplar $z$ (127×127, with context) against a search
+#   image $x$ (255×255, centred on the last position) with one shared backbone.
+# * The comparison is a correlation; each cell of its $25\times25$ output is a **RoW**, a
+#   256-d vector describing one 127-px window of $x$.
+# * SiamMask reads three things from every RoW: a score, a box (per anchor) and a mask.
+# * The book's checkpoint has random weights in the released layout: right algorithm,
+#   meaningless outputs.
+#
+# ## Exercises
+#
+# 1. Use `blackswan` instead of `car-shadow`. Its box is (127, 73, 383, 312): how much of
+#    the search crop is padding?
+# 2. Crop the search image of frame 5 around the *true* frame-5 box centre (from its
+#    annotation). Which RoW sees the car's centre?
+# 3. Change `context_amount` to 0 and to 1. What fraction of the exemplar is target?
+# 4. Compute `model.mask_at` for the centre RoW and for a corner RoW. Why is the corner
+#    RoW's window partly outside the crop, and what does the network see there?

@@ -1,0 +1,288 @@
+# %% [markdown]
+# # 4. RoWs, anchors and the three heads
+#
+# **What you will build.** You will read the three outputs of SiamMask at every RoW of the
+# 25×25 grid: the score (its `[bg×5, fg×5]` channel layout and softmax), the box (anchors
+# and deltas, decoded into crop pixels) and the mask (one 63×63 mask per RoW, paper Fig. 8),
+# and explore the masks with a small widget. The crops are real: the released tracker's own
+# exemplar and search crops of DAVIS `car-shadow`.
+
+# %%
+# %matplotlib inline
+import json
+import warnings
+
+import cv2
+import numpy as np
+import torch
+
+from siammask_edu import load_released_checkpoint, testing
+from siammask_edu.config import TrackerConfig, fast_mode
+from siammask_edu.paths import reference_root
+from siammask_edu.viz import figures, widgets
+
+torch.set_num_threads(1 if fast_mode() else 2)
+
+# %% [markdown]
+# ## Crops from the released tracker
+#
+# The reference fixtures hold a run of the released SiamMask *base* model on `car-shadow`
+# (see `fixtures/README.md`): the exemplar crop of frame 0, the search crop of frame 1 and
+# what the network answered. The crops are float tensors `(1, 3, H, W)` with BGR values in
+# 0…255, exactly what the network eats. We flip them to RGB to look at them.
+
+# %%
+fixtures = reference_root() / "fixtures"
+rec = np.load(fixtures / "track_car-shadow_base.npz")
+meta = json.loads(str(rec["meta"]))
+z = torch.from_numpy(rec["z_crop"])  # (1, 3, 127, 127) BGR 0..255
+x = torch.from_numpy(rec["x_crops"])  # (1, 3, 255, 255), frame 1
+x_rgb = np.ascontiguousarray(
+    rec["x_crops"][0].transpose(1, 2, 0)[:, :, ::-1].round().astype(np.uint8))
+z_rgb = rec["z_crop"][0].transpose(1, 2, 0)[:, :, ::-1].round().astype(np.uint8)
+print(meta["sequence"], meta["model"], "| z", tuple(z.shape), "| x", tuple(x.shape))
+figures.image_strip([z_rgb, x_rgb], ["exemplar z (frame 0)", "search x (frame 1)"])
+
+# %% [markdown]
+# ## The base model from the sharp checkpoint
+#
+# The base model (63×63 masks, no refinement) is the sharp model without its
+# `refine_model.*` weights: the sharp file holds the complete base network, including the
+# 3969-channel mask head that refinement makes redundant at tracking time. So we load the
+# book's checkpoint with `preset="base"`. The loader accepts this strictly — every base
+# weight must be present with the right shape — and drops the 32 refinement tensors with a
+# warning, which we print. (A loader that refused those extra keys would need
+# `strict=False`, which would also hide genuinely missing weights.)
+#
+# :::{warning}
+# Random weights in the released layout (chapter 1): the algorithm is real, the outputs
+# do not describe the car until trained weights are loaded.
+# :::
+
+# %%
+ckpt = fixtures / "siammask_sharp_seed1.f16.pth"
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    model = load_released_checkpoint(ckpt, preset="base")
+for w in caught:
+    print("loader warning:", w.message)
+print(model.config.name, "| refine module:", model.refine)
+assert model.refine is None and model.config.mask_size == 63
+
+# %% [markdown]
+# One template, one track. `track` evaluates the dense mask head for the base model:
+
+# %%
+with torch.no_grad():
+    out = model.track(x, model.template(z))
+score, delta, mask_logits = out.score, out.delta, out.mask_logits
+print("score", tuple(score.shape), "| delta", tuple(delta.shape),
+      "| mask_logits", tuple(mask_logits.shape))
+assert tuple(mask_logits.shape) == (1, 63 * 63, 25, 25)
+
+# %% [markdown]
+# Before reading anything, check that these are the released network's numbers on the same
+# crops (tolerance 1e-4: thread counts change float summation order, see the fixtures'
+# README):
+
+# %%
+testing.compare("cls vs released", score[0], rec["cls"][1], atol=1e-4)
+testing.compare("loc vs released", delta[0], rec["loc"][1], atol=1e-4)
+mr, mc = (int(v) for v in rec["mask_pos"][1])  # the RoW the released tracker chose
+testing.compare(f"mask at RoW ({mr},{mc})", mask_logits[0, :, mr, mc].reshape(63, 63),
+                rec["mask_logit"][1], atol=1e-4)
+
+# %% [markdown]
+# ## The score: `[bg × 5, fg × 5]`
+#
+# Each RoW carries $k = 5$ anchors, and each anchor two logits. The released layout puts
+# the five **background** logits first, then the five **foreground** logits: channel $a$
+# is anchor $a$'s background, channel $5 + a$ its foreground. A softmax over each
+# (bg, fg) pair gives the probability that the anchor's box holds the target.
+
+# %%
+k = 5
+logits = score[0].view(2, k, 25, 25)  # (bg/fg, anchor, row, col)
+p_fg = logits.softmax(dim=0)[1]  # (5, 25, 25)
+testing.compare("softmax of a pair", p_fg[2, 12, 12],
+                torch.sigmoid(score[0, 5 + 2, 12, 12] - score[0, 2, 12, 12]), atol=1e-6)
+print("P(fg) per anchor, range:", float(p_fg.min()), "...", float(p_fg.max()))
+
+# %% [markdown]
+# Reading the channels as interleaved pairs `[bg0, fg0, bg1, fg1, …]` — a plausible
+# guess — gives different numbers without any error, which is why the layout is worth a
+# test:
+
+# %%
+p_wrong = score[0].view(k, 2, 25, 25).softmax(dim=1)[:, 1]
+print("max |difference| with the wrong layout:", float((p_wrong - p_fg).abs().max()))
+assert not torch.allclose(p_wrong, p_fg)
+
+# %% [markdown]
+# The tracker flattens the scores anchor-major, $n = a \cdot 625 + r \cdot 25 + c$, and
+# unravels the winner in `(5, 25, 25)` order:
+
+# %%
+flat = p_fg.reshape(-1)  # (3125,) index a*625 + r*25 + c
+n_best = int(flat.argmax())
+a_best, r_best, c_best = (int(v) for v in np.unravel_index(n_best, (k, 25, 25)))
+assert n_best == a_best * 625 + r_best * 25 + c_best
+print(f"best: anchor {a_best}, RoW ({r_best}, {c_best}), P(fg) = {float(flat[n_best]):.4f}")
+figures.image_strip([p_fg[a] for a in range(k)], [f"P(fg), anchor {a}" for a in range(k)],
+                    cmap="viridis", vmin=0, vmax=1, size=2.0)
+
+# %% [markdown]
+# (The released tracker does not take this raw arg-max: it multiplies by a penalty on size
+# and ratio changes and mixes in a cosine window first, which is why its choice
+# `mask_pos` above can differ. That belongs to the online tracker, chapter 7.)
+#
+# ## Anchors
+#
+# An anchor is a reference box attached to a RoW; the box head predicts how to move and
+# stretch it. SiamMask uses the SiamRPN anchors: one scale (8) and five aspect ratios
+# $r = h/w \in \{0.33, 0.5, 1, 2, 3\}$, all of area about $64^2$ crop pixels. The released
+# code truncates to integers on a grid of 8: $w_s = \lfloor\sqrt{64/r}\rfloor$,
+# $h_s = \lfloor w_s r\rfloor$, then $(w, h) = 8\,(w_s, h_s)$. Anchor centres are the RoW
+# centres, relative to the centre of the search crop: $-96 + 8c$ and $-96 + 8r$.
+
+# %%
+cfg = TrackerConfig.davis()
+shapes = []
+for ratio in cfg.ratios:
+    ws = int(np.sqrt(cfg.total_stride ** 2 / ratio))
+    hs = int(ws * ratio)
+    shapes.append((ws * 8, hs * 8))  # scale 8
+print("anchor (w, h):", shapes)
+assert shapes == [(104, 32), (88, 40), (64, 64), (40, 80), (32, 96)]
+
+S = cfg.score_size
+offsets = -(S // 2) * cfg.total_stride + cfg.total_stride * np.arange(S)  # -96 ... 96
+anchors_ours = np.zeros((k, S, S, 4), np.float32)  # (a, row, col, [cx, cy, w, h])
+anchors_ours[..., 0] = offsets[None, None, :]  # cx from the column
+anchors_ours[..., 1] = offsets[None, :, None]  # cy from the row
+anchors_ours[..., 2:] = np.array(shapes, np.float32)[:, None, None, :]
+anchors_ours = anchors_ours.reshape(-1, 4)  # (3125, 4), row a*625 + r*25 + c
+print("row 0:", anchors_ours[0], "| row 1562:", anchors_ours[1562])
+
+# %% [markdown]
+# Check the table against the released tracker's own (stored in the fixture) and, when it
+# is installed, against the library's `siammask_edu.anchors`:
+
+# %%
+testing.compare("anchors vs released", anchors_ours, rec["anchor"], atol=0, rtol=0)
+try:
+    from siammask_edu import anchors as lib_anchors
+except ImportError:
+    lib_anchors = None
+if lib_anchors is None:
+    print("siammask_edu.anchors is not available: library check skipped")
+else:
+    lib_table = lib_anchors.generate_anchors(S, cfg.total_stride, cfg.ratios, cfg.scales)
+    testing.compare("anchors vs siammask_edu", anchors_ours, lib_table, atol=0, rtol=0)
+
+# %% [markdown]
+# ## The box: deltas → boxes
+#
+# The box head gives four numbers per anchor, laid out like the score: channel
+# $5j + a$ with $j$ = (dx, dy, dw, dh). They are decoded as in Faster R-CNN:
+#
+# $$c_x = a_x + d_x\,a_w,\quad c_y = a_y + d_y\,a_h,\quad w = a_w\,e^{d_w},\quad
+# h = a_h\,e^{d_h},$$
+#
+# in crop pixels relative to the crop centre (127 for a 255 crop). The tracker divides by
+# the crop scale to get frame pixels.
+
+# %%
+d = delta[0].view(4, k * S * S).numpy()  # (4, 3125), same flat order as the scores
+A = anchors_ours
+boxes = np.stack([A[:, 0] + d[0] * A[:, 2], A[:, 1] + d[1] * A[:, 3],
+                  A[:, 2] * np.exp(d[2]), A[:, 3] * np.exp(d[3])], axis=1)  # (3125, 4)
+bx, by, bw, bh = boxes[n_best]
+print(f"best anchor {A[n_best]} -> box cx={bx:.1f} cy={by:.1f} w={bw:.1f} h={bh:.1f}")
+testing.compare("dx of the best anchor", d[0, n_best], delta[0, a_best, r_best, c_best])
+
+# %%
+show = x_rgb.copy()
+cx, cy = 127 + bx, 127 + by  # crop centre + offset
+cv2.rectangle(show, (int(cx - bw / 2), int(cy - bh / 2)), (int(cx + bw / 2), int(cy + bh / 2)),
+              (255, 255, 0), 2)
+ax_, ay_ = 127 + A[n_best, 0], 127 + A[n_best, 1]
+cv2.rectangle(show, (int(ax_ - A[n_best, 2] / 2), int(ay_ - A[n_best, 3] / 2)),
+              (int(ax_ + A[n_best, 2] / 2), int(ay_ + A[n_best, 3] / 2)), (255, 0, 255), 1)
+figures.image_strip([show], ["anchor (magenta) and decoded box (yellow)"], size=3.5)
+
+# %% [markdown]
+# ## The masks: one per RoW (paper Fig. 8)
+#
+# The mask head's 3969 channels at RoW `(r, c)` are that RoW's $63 \times 63$ mask,
+# row-major: channel $m$ is mask pixel $(m \,//\, 63,\ m \bmod 63)$. Every RoW predicts a
+# mask of *its own* window — the 127-px square of the crop it looks at (chapter 1),
+# sampled at 63×63 — and the score decides which one to use.
+
+# %%
+masks = figures.as_row_masks(mask_logits)  # (25, 25, 63, 63)
+testing.compare("channel 64 = pixel (1, 1)", masks[:, :, 1, 1], mask_logits[0, 64], atol=0)
+grid = [0, 6, 12, 18, 24]
+figures.row_mask_grid(masks, grid, grid, score=p_fg.max(dim=0).values)
+
+# %% [markdown]
+# With trained weights the masks of RoWs on the target show the car, each placed within
+# its own window, and RoWs far from it show little; here, with random weights, they are
+# texture. Fig. 8's point survives: **every RoW has a different mask**.
+
+# %%
+corr = masks.reshape(625, -1)
+sim = np.corrcoef(corr[[0, 312, 624]])
+print("correlation between the masks of RoWs (0,0), (12,12), (24,24):\n", sim.round(3))
+assert not np.allclose(masks[0, 0], masks[12, 12])
+
+# %% [markdown]
+# ## Exploring the RoWs
+#
+# `RowMaskViewer` puts it together: sliders pick a RoW, the picture shows the score map
+# (best anchor per RoW) with the RoW outlined, its 63×63 mask, and that mask drawn into the
+# RoW's window of the search crop. It opens at the best-scoring RoW.
+
+# %%
+viewer = widgets.RowMaskViewer(mask_logits[0], p_fg.max(dim=0).values, frame_crop=x_rgb)
+viewer.widget  # noqa: B018 (displays the widget)
+
+# %% [markdown]
+# The sliders call `viewer.show(row, col)`, which you can also call from code:
+
+# %%
+print("opened at", viewer.current, "(best RoW)")
+assert viewer.current == (r_best, c_best)
+viewer.show(mr, mc)  # the RoW the released tracker chose
+assert viewer.current == (mr, mc) and (viewer.row.value, viewer.col.value) == (mr, mc)
+assert bytes(viewer.image.value).startswith(b"\x89PNG")
+print(viewer.label.value.replace("&middot;", "|").replace("&gt;", ">"))
+
+# %% [markdown]
+# Without a widget front-end (a static page, a PDF), the same view as a figure:
+
+# %%
+viewer.figure()
+
+# %% [markdown]
+# ## Recap
+#
+# * Score: `(1, 10, 25, 25)`, five background channels then five foreground channels; a
+#   softmax per pair; flat index $a \cdot 625 + r \cdot 25 + c$.
+# * Anchors: five ratios at one scale, integer-truncated to (104, 32) … (32, 96), centred on
+#   the RoWs at $-96 + 8i$ crop pixels from the crop centre.
+# * Box: `(1, 20, 25, 25)`, channel $5j + a$ for $j$ = dx, dy, dw, dh; decoded against the
+#   anchor.
+# * Mask: `(1, 3969, 25, 25)`, a row-major 63×63 mask per RoW, of that RoW's own window.
+# * The base model is the sharp checkpoint without its refinement weights; loading it with
+#   `preset="base"` drops them with a warning.
+#
+# ## Exercises
+#
+# 1. Write the flat index of the best anchor for a `(25, 25, 5)` layout instead of
+#    `(5, 25, 25)`. Which pysot function shows that the released code does not use it?
+# 2. Decode the boxes of all five anchors at the best RoW and draw them. Do they agree?
+# 3. Compute the 63×63 mask of RoW (12, 12) from `out.mask_corr` with `model.mask_head.head`
+#    and compare it with `masks[12, 12]` using `testing.compare`.
+# 4. Paste the chosen RoW's mask back into the 255×255 crop: which crop pixel does mask
+#    pixel (0, 0) of RoW (r, c) land on?

@@ -1,0 +1,196 @@
+"""Helpers for tests and for the book's "derive, then verify" cells.
+
+* :func:`compare` — makemore's ``cmp``: prints *exact / allclose / maxdiff* for a value we
+  derived against a reference and **asserts** that they are close, so that a notebook cell
+  becomes a test under nbval;
+* :func:`tiny_model` — a seeded ``tiny`` SiamMask on the CPU (detectron2's
+  ``get_model_no_weights`` idea): the real geometry at a fraction of the cost;
+* :func:`random_boxes` — valid ``xywh`` boxes inside a frame (detectron2's ``random_boxes``);
+* :func:`synthetic_frame` — a deterministic RGB frame with a few shapes on a textured
+  background, for tests that need an image but no dataset.
+
+See book/03_depthwise_xcorr.py.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+import torch
+
+
+class Comparison(NamedTuple):
+    """Result of :func:`compare`: bit-exact, allclose, and the largest absolute difference.
+
+    In a notebook, a cell ending with ``compare(...)`` shows only the line that
+    :func:`compare` printed, not this tuple a second time; ``print(result)`` shows it.
+    """
+
+    exact: bool
+    close: bool
+    maxdiff: float
+
+    def _ipython_display_(self) -> None:
+        """Show nothing: :func:`compare` has already printed its one-line summary."""
+
+
+def _to_numpy(a) -> np.ndarray:
+    if isinstance(a, torch.Tensor):
+        return a.detach().cpu().numpy()
+    return np.asarray(a)
+
+
+def compare(name: str, ours, ref, atol: float = 1e-5, rtol: float = 1e-5) -> Comparison:
+    """Compare ``ours`` with ``ref``, print one line, and assert that they are allclose.
+
+    The line reads ``name | exact: True | allclose: True | maxdiff: 0.000e+00``
+    (makemore's ``cmp``). Closeness is ``|ours - ref| <= atol + rtol * |ref|`` elementwise
+    (``numpy.allclose``), computed in float64.
+
+    Args:
+        name: what is compared, printed first.
+        ours: our value: ``np.ndarray``, ``torch.Tensor`` (any device, grad or not), a
+            Python number or a nested list.
+        ref: the reference value, same shape (no broadcasting: a shape mismatch fails).
+        atol, rtol: tolerances of ``numpy.allclose``.
+
+    Returns:
+        :class:`Comparison` ``(exact, close, maxdiff)``.
+
+    Raises:
+        AssertionError: if the shapes differ, or if the values are not allclose; the
+            message gives the largest absolute difference and where it occurs.
+
+    See book/03_depthwise_xcorr.py.
+    """
+    a, b = _to_numpy(ours), _to_numpy(ref)
+    if a.shape != b.shape:
+        print(f"{name:<28s} | shape mismatch: ours {a.shape} vs ref {b.shape}")
+        raise AssertionError(f"{name}: shape mismatch, ours {a.shape} vs ref {b.shape}")
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    exact = bool(np.array_equal(a64, b64))
+    close = bool(np.allclose(a64, b64, atol=atol, rtol=rtol))
+    diff = np.abs(a64 - b64)
+    if diff.size == 0:
+        maxdiff = 0.0
+    elif np.isnan(diff).any():
+        maxdiff = float("nan")
+    else:
+        maxdiff = float(diff.max())
+    print(f"{name:<28s} | exact: {exact!s:5s} | allclose: {close!s:5s} | maxdiff: {maxdiff:.3e}")
+    if not close:
+        # report the element that violates the tolerance the most (NaNs first)
+        excess = np.where(np.isnan(diff), np.inf, diff - (atol + rtol * np.abs(b64)))
+        idx = np.unravel_index(int(np.argmax(excess)), diff.shape)
+        raise AssertionError(
+            f"{name}: not allclose (atol={atol}, rtol={rtol}): max |diff| = {maxdiff:.3e}; "
+            f"worst element at index {tuple(int(i) for i in idx)}: ours {float(a64[idx])!r}, "
+            f"ref {float(b64[idx])!r}"
+        )
+    return Comparison(exact, close, maxdiff)
+
+
+def tiny_model(seed: int = 0, preset: str = "tiny"):
+    """A freshly initialised SiamMask (default ``tiny`` preset), seeded, on CPU, eval mode.
+
+    The global torch RNG is left untouched (the seed is applied inside ``fork_rng``), so
+    calling this in the middle of a test does not change what the test draws next.
+
+    Args:
+        seed: the initialisation seed; the same seed gives the same weights.
+        preset: any model preset name (``tiny``, ``sharp``, ``base``, ...).
+
+    Returns:
+        :class:`~siammask_edu.models.SiamMask` in eval mode.
+    """
+    from .models import build_model
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_model(preset)
+    return model.cpu().eval()
+
+
+def _as_rng(rng) -> np.random.Generator:
+    if isinstance(rng, np.random.Generator):
+        return rng
+    return np.random.default_rng(rng)
+
+
+def random_boxes(n: int, frame_size: tuple[int, int], rng=None, min_size: float = 2.0
+                 ) -> np.ndarray:
+    """``n`` random valid boxes inside a frame.
+
+    Args:
+        n: number of boxes.
+        frame_size: ``(height, width)`` of the frame in pixels (the order of
+            ``frame.shape[:2]``).
+        rng: ``np.random.Generator``, a seed, or ``None`` (fresh entropy).
+        min_size: smallest width and height, pixels.
+
+    Returns:
+        np.ndarray[n, 4] float64: boxes ``xywh`` (top-left corner, width, height; 0-based
+        pixels), each with ``x >= 0``, ``y >= 0``, ``x + w <= width``, ``y + h <= height`` and
+        ``w, h >= min_size``.
+
+    Raises:
+        ValueError: if the frame is smaller than ``min_size`` in either direction.
+    """
+    h_img, w_img = (float(s) for s in frame_size)
+    if h_img < min_size or w_img < min_size:
+        raise ValueError(f"frame {frame_size} is smaller than min_size {min_size}")
+    g = _as_rng(rng)
+    w = g.uniform(min_size, w_img, n)
+    h = g.uniform(min_size, h_img, n)
+    x = g.uniform(0.0, 1.0, n) * (w_img - w)
+    y = g.uniform(0.0, 1.0, n) * (h_img - h)
+    return np.stack([x, y, w, h], axis=1)
+
+
+def synthetic_frame(h: int = 480, w: int = 640, seed: int = 0, return_mask: bool = False):
+    """A deterministic RGB test frame: a smooth gradient, mild noise and a few solid shapes.
+
+    Args:
+        h, w: frame size in pixels.
+        seed: the same seed gives the same frame.
+        return_mask: also return the mask of the target (the bright ellipse, drawn last).
+
+    Returns:
+        np.ndarray[h, w, 3] uint8, **RGB**; with ``return_mask``, also
+        np.ndarray[h, w] bool, the target's pixels.
+    """
+    g = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = np.stack([
+        60 + 80 * xx / max(w - 1, 1),
+        60 + 80 * yy / max(h - 1, 1),
+        np.full_like(xx, 90.0),
+    ], axis=2)
+    base += g.normal(0.0, 6.0, base.shape).astype(np.float32)
+    frame = np.clip(base, 0, 255).astype(np.uint8)
+    frame = np.ascontiguousarray(frame)
+    mask = np.zeros((h, w), np.uint8)
+    # two distractors (drawn first: the target is on top and its mask is exact)
+    for _ in range(2):
+        px, py = int(g.uniform(0, w)), int(g.uniform(0, h))
+        s = max(2, int(min(h, w) * g.uniform(0.05, 0.1)))
+        c = tuple(int(v) for v in g.integers(0, 120, 3))
+        if g.uniform() < 0.5:
+            cv2.rectangle(frame, (px - s, py - s), (px + s, py + s), c, -1)
+        else:
+            cv2.circle(frame, (px, py), s, c, -1)
+    # the target: an ellipse around the centre, a third of the frame
+    cx, cy = int(w * g.uniform(0.4, 0.6)), int(h * g.uniform(0.4, 0.6))
+    ax_, ay_ = max(2, int(w * g.uniform(0.12, 0.2))), max(2, int(h * g.uniform(0.12, 0.2)))
+    angle = float(g.uniform(0, 180))
+    color = tuple(int(c) for c in g.integers(150, 256, 3))
+    cv2.ellipse(frame, (cx, cy), (ax_, ay_), angle, 0, 360, color, -1)
+    cv2.ellipse(mask, (cx, cy), (ax_, ay_), angle, 0, 360, 1, -1)
+    if return_mask:
+        return frame, mask.astype(bool)
+    return frame
+
+
+__all__ = ["Comparison", "compare", "random_boxes", "synthetic_frame", "tiny_model"]

@@ -1,0 +1,207 @@
+"""Notebook widgets, testable without a browser (conventions §4.8).
+
+Each widget is a small class that owns ipywidgets controls, an ``ipywidgets.Image`` fed
+with PNG bytes, and a plain ``show(...)`` method that the controls' observers call; tests
+drive the controls and read ``image.value``. Nothing is put behind ``ipywidgets.Output``
+(it captures nothing outside a kernel) and no matplotlib state is kept.
+
+* :class:`RowMaskViewer` — pick a RoW on the 25x25 grid, see its 63x63 mask and its score.
+
+See book/04_rows_anchors_heads.py.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .figures import _np, _sigmoid, as_row_masks, row_mask_panels, row_window
+
+_PANEL = 255  # side of each rendered panel, pixels
+_GAP = 6
+
+
+def _encode_png(rgb: np.ndarray) -> bytes:
+    """RGB uint8 image -> PNG bytes (cv2 works in BGR, hence the flip)."""
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]))
+    if not ok:
+        raise RuntimeError("cv2.imencode failed to encode a PNG")
+    return buf.tobytes()
+
+
+def _colormap(values: np.ndarray, vmin: float, vmax: float) -> np.ndarray:
+    """2-D floats -> RGB uint8 with the viridis colormap."""
+    span = vmax - vmin if vmax > vmin else 1.0
+    u8 = np.clip((values - vmin) / span * 255.0, 0, 255).astype(np.uint8)
+    return cv2.applyColorMap(u8, cv2.COLORMAP_VIRIDIS)[:, :, ::-1]
+
+
+def _score_panel(score: np.ndarray, row: int, col: int) -> np.ndarray:
+    h, w = score.shape
+    img = _colormap(score, float(score.min()), float(score.max()))
+    img = cv2.resize(img, (_PANEL, _PANEL), interpolation=cv2.INTER_NEAREST)
+    sy, sx = _PANEL / h, _PANEL / w
+    p0 = (round(col * sx), round(row * sy))
+    p1 = (round((col + 1) * sx) - 1, round((row + 1) * sy) - 1)
+    img = np.ascontiguousarray(img)
+    cv2.rectangle(img, p0, p1, (255, 0, 0), 2)
+    return img
+
+
+def _mask_panel(prob: np.ndarray, threshold: float) -> np.ndarray:
+    gray = (np.clip(prob, 0, 1) * 255).astype(np.uint8)
+    img = cv2.resize(np.repeat(gray[:, :, None], 3, axis=2), (_PANEL, _PANEL),
+                     interpolation=cv2.INTER_NEAREST)
+    # the threshold contour in red
+    big = cv2.resize(prob.astype(np.float32), (_PANEL, _PANEL), interpolation=cv2.INTER_NEAREST)
+    edge = (big > threshold).astype(np.uint8)
+    edge = edge - cv2.erode(edge, np.ones((3, 3), np.uint8))
+    img[edge.astype(bool)] = (255, 0, 0)
+    return img
+
+
+def _crop_panel(crop: np.ndarray, prob: np.ndarray, row: int, col: int) -> np.ndarray:
+    crop = np.asarray(crop, dtype=np.uint8)
+    img = cv2.resize(crop, (_PANEL, _PANEL), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    # the window is in 255-crop pixels; the panel is drawn at _PANEL pixels
+    x0, y0, x1, y1 = (round(v * _PANEL / 255) for v in row_window(row, col))
+    side = x1 - x0
+    up = cv2.resize(prob.astype(np.float32), (side, side), interpolation=cv2.INTER_LINEAR)
+    # paste the part of the window that lies inside the crop
+    cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, _PANEL), min(y1, _PANEL)
+    if cx1 > cx0 and cy1 > cy0:
+        a = 0.6 * up[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0, None]
+        red = np.array([255.0, 0.0, 0.0], np.float32)
+        img[cy0:cy1, cx0:cx1] = (1 - a) * img[cy0:cy1, cx0:cx1] + a * red
+    img = np.ascontiguousarray(np.clip(img, 0, 255).astype(np.uint8))
+    cv2.rectangle(img, (x0, y0), (x1 - 1, y1 - 1), (255, 255, 0), 1)
+    return img
+
+
+def render_row(masks: np.ndarray, score: np.ndarray, row: int, col: int, frame_crop=None,
+               threshold: float = 0.5) -> np.ndarray:
+    """The viewer's picture: score map | RoW mask | (crop with the mask in its window).
+
+    Args:
+        masks (np.ndarray[H, W, S, S]): logits, see :func:`~siammask_edu.viz.figures.as_row_masks`.
+        score (np.ndarray[H, W]): one score per RoW.
+        row, col: the RoW.
+        frame_crop (np.ndarray[255, 255, 3] uint8 RGB | None): the search crop.
+        threshold: probability of the contour drawn on the mask.
+
+    Returns:
+        np.ndarray[255, 255*n + gaps, 3] uint8 RGB, n = 2 or 3 panels.
+    """
+    prob = _sigmoid(masks[row, col])
+    panels = [_score_panel(score, row, col), _mask_panel(prob, threshold)]
+    if frame_crop is not None:
+        panels.append(_crop_panel(frame_crop, prob, row, col))
+    gap = np.full((_PANEL, _GAP, 3), 255, np.uint8)
+    out = [panels[0]]
+    for p in panels[1:]:
+        out += [gap, p]
+    return np.concatenate(out, axis=1)
+
+
+class RowMaskViewer:
+    """Pick a RoW (response of a candidate window) and see its mask and score.
+
+    Two sliders choose ``(row, col)`` on the response grid; the picture shows the score
+    map with the RoW outlined, the RoW's mask (sigmoid of its logits, threshold contour in
+    red) and, given the search crop, the mask drawn over the 127-px window of the crop that
+    this RoW describes. ``ipywidgets.Image`` reports no click positions, so the sliders are
+    the way to pick; :meth:`show` does the same from code.
+
+    Args:
+        mask_logits: ``(3969, 25, 25)`` (the mask head's channels; a leading batch of 1 is
+            accepted) or ``(25, 25, 63, 63)``; numpy or torch.
+        score (array[25, 25]): one score per RoW, e.g. the best foreground probability over
+            the 5 anchors; the viewer opens at its argmax (the RoW the tracker would pick).
+        frame_crop (np.ndarray[255, 255, 3] uint8 RGB | None): the search crop.
+        threshold: probability of the contour drawn on the mask (0.5 as in the paper).
+
+    Attributes:
+        row, col (ipywidgets.IntSlider): the RoW.
+        image (ipywidgets.Image): PNG of the current view.
+        label (ipywidgets.HTML): RoW, score and mask area in text.
+        widget (ipywidgets.VBox): what to display (end a notebook cell with ``viewer.widget``).
+        current (tuple[int, int]): the RoW shown.
+
+    See book/04_rows_anchors_heads.py.
+    """
+
+    def __init__(self, mask_logits, score, frame_crop=None, threshold: float = 0.5) -> None:
+        import ipywidgets as w
+
+        self.masks = as_row_masks(mask_logits)  # (H, W, S, S)
+        gh, gw = self.masks.shape[:2]
+        sc = _np(score).astype(np.float32)
+        if sc.size != gh * gw:
+            raise ValueError(f"score has shape {sc.shape}, expected {gh * gw} values ({gh}x{gw})")
+        self.score = sc.reshape(gh, gw)
+        if frame_crop is not None:
+            frame_crop = np.asarray(frame_crop)
+            if frame_crop.ndim != 3 or frame_crop.shape[2] != 3 or frame_crop.dtype != np.uint8:
+                raise ValueError(
+                    f"frame_crop must be an (H, W, 3) uint8 RGB image, got {frame_crop.shape} "
+                    f"{frame_crop.dtype}"
+                )
+        self.frame_crop = frame_crop
+        self.threshold = threshold
+        r0, c0 = (int(i) for i in np.unravel_index(int(np.argmax(self.score)), (gh, gw)))
+        self._current = (r0, c0)
+        self._syncing = False
+        self.row = w.IntSlider(value=r0, min=0, max=gh - 1, description="row")
+        self.col = w.IntSlider(value=c0, min=0, max=gw - 1, description="col")
+        self.image = w.Image(format="png")
+        self.label = w.HTML()
+        self.widget = w.VBox([w.HBox([self.row, self.col]), self.image, self.label])
+        self.row.observe(self._on_slider, names="value")
+        self.col.observe(self._on_slider, names="value")
+        self.show(r0, c0)
+
+    @property
+    def current(self) -> tuple[int, int]:
+        """The RoW shown, ``(row, col)``."""
+        return self._current
+
+    def _on_slider(self, change) -> None:
+        if not self._syncing:
+            self.show(self.row.value, self.col.value)
+
+    def show(self, row: int, col: int) -> None:
+        """Show RoW ``(row, col)``: move the sliders there and redraw.
+
+        Raises:
+            ValueError: if the RoW is outside the grid.
+        """
+        gh, gw = self.score.shape
+        row, col = int(row), int(col)
+        if not (0 <= row < gh and 0 <= col < gw):
+            raise ValueError(f"RoW ({row}, {col}) is outside the {gh}x{gw} grid")
+        self._current = (row, col)
+        self._syncing = True
+        try:
+            self.row.value, self.col.value = row, col
+        finally:
+            self._syncing = False
+        self.image.value = _encode_png(self.render())
+        prob = _sigmoid(self.masks[row, col])
+        self.label.value = (
+            f"RoW (row={row}, col={col}) &middot; score {self.score[row, col]:.4f} &middot; "
+            f"mask pixels &gt; {self.threshold}: {int((prob > self.threshold).sum())}"
+            f" of {prob.size}"
+        )
+
+    def render(self) -> np.ndarray:
+        """The current picture as an RGB uint8 array (what :attr:`image` shows)."""
+        r, c = self._current
+        return render_row(self.masks, self.score, r, c, self.frame_crop, self.threshold)
+
+    def figure(self):
+        """A static matplotlib figure of the current RoW, for a page without widgets."""
+        r, c = self._current
+        return row_mask_panels(self.masks, self.score, r, c, self.frame_crop, self.threshold)
+
+
+__all__ = ["RowMaskViewer", "render_row"]
