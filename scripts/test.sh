@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-export MPLBACKEND=Agg SIAMMASK_EDU_FAST=1 PYTHONHASHSEED=0
+# SIAMMASK_EDU_SLOW=1: the equivalence tests cover every frame of every fixture track.
+export MPLBACKEND=Agg SIAMMASK_EDU_FAST=1 SIAMMASK_EDU_SLOW=1 PYTHONHASHSEED=0
 jobs=${SIAMMASK_EDU_TEST_JOBS:-2}
 
 echo "== unit tests =="

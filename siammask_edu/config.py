@@ -110,8 +110,24 @@ class ModelConfig:
             hidden_channels=32,
         )
 
+    @classmethod
+    def lite(cls) -> "ModelConfig":
+        """SiamMask-Lite for CPUs: EfficientNet-Lite0 (ImageNet, stride-8 surgery; BGR 0..255
+        crops converted inside), neck 112 -> 128, heads with 128 hidden channels, refinement
+        on stride-2/4/8 features with 64/32/16 windows. Same geometry and tracker as
+        ``sharp`` (127/255 crops, 25x25 RoWs, 63x63 head, 127x127 masks).
 
-MODEL_PRESETS = ("sharp", "base", "paper", "two_branch", "tiny")
+        See book/09_training_lite.py.
+        """
+        return cls(
+            name="lite",
+            backbone="efficientnet_lite0",
+            feature_channels=128,
+            hidden_channels=128,
+        )
+
+
+MODEL_PRESETS = ("sharp", "base", "paper", "two_branch", "tiny", "lite")
 
 
 def model_config(name: str) -> ModelConfig:

@@ -99,3 +99,13 @@ def test_bad_inputs():
         out = base.track(torch.rand(1, 3, 255, 255), base.template(torch.rand(1, 3, 127, 127)))
     with pytest.raises(ValueError, match="no refinement"):
         base.refine_at(out, 0, 0)
+
+
+def test_mask_at_checks_the_row():
+    m = build_model("tiny")
+    with torch.no_grad():
+        out = m.track(torch.rand(1, 3, 255, 255), m.template(torch.rand(1, 3, 127, 127)))
+        assert m.mask_at(out, 24, 0).shape == (1, 1, 63, 63)
+    for r, c in [(-1, 0), (0, 25), (25, 3)]:
+        with pytest.raises(ValueError, match="outside"):
+            m.mask_at(out, r, c)

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from ..config import ModelConfig, model_config
 from .backbone import AdjustLayer, ResNetBackbone
+from .efficientnet import EfficientNetLite0, LiteNeck, LiteRefine
 from .heads import DepthwiseXCorrHead
 from .refine import Refine
 
@@ -91,11 +92,19 @@ class SiamMask(nn.Module):
         super().__init__()
         cfg = config or ModelConfig.sharp()
         self.config = cfg
-        if cfg.backbone != "resnet50":
-            raise ValueError(f"unknown backbone {cfg.backbone!r}")
-        self.backbone = ResNetBackbone(cfg.backbone_width, cfg.backbone_blocks, "released")
+        if cfg.backbone == "resnet50":
+            self.backbone = ResNetBackbone(cfg.backbone_width, cfg.backbone_blocks, "released")
+            self.neck = AdjustLayer(self.backbone.channels[3], cfg.feature_channels,
+                                    cfg.exemplar_crop)
+        elif cfg.backbone == "efficientnet_lite0":
+            # SiamMask-Lite: stride-8 EfficientNet-Lite0 (BGR 0..255 in, converted inside),
+            # aligned neck and refinement windows 64/32/16 (models/efficientnet.py).
+            self.backbone = EfficientNetLite0(output_stride=8, num_blocks=11)
+            self.neck = LiteNeck(self.backbone.channels[3], cfg.feature_channels)
+        else:
+            raise ValueError(f"unknown backbone {cfg.backbone!r}; expected 'resnet50' or "
+                             "'efficientnet_lite0'")
         ch = self.backbone.channels
-        self.neck = AdjustLayer(ch[3], cfg.feature_channels, cfg.exemplar_crop)
         c, h, k = cfg.feature_channels, cfg.hidden_channels, cfg.anchor_num
         if cfg.branches == "three":
             self.score_head = DepthwiseXCorrHead(c, h, 2 * k)
@@ -106,7 +115,12 @@ class SiamMask(nn.Module):
         else:
             raise ValueError(f"branches must be 'three' or 'two', got {cfg.branches!r}")
         self.mask_head = DepthwiseXCorrHead(c, h, cfg.mask_size**2)
-        self.refine = Refine((ch[0], ch[1], ch[2]), h) if cfg.refine else None
+        if not cfg.refine:
+            self.refine = None
+        elif cfg.backbone == "efficientnet_lite0":
+            self.refine = LiteRefine((ch[0], ch[1], ch[2]), h)
+        else:
+            self.refine = Refine((ch[0], ch[1], ch[2]), h)
 
     # -- the pieces -------------------------------------------------------------------
     def heads(self) -> dict[str, DepthwiseXCorrHead]:
@@ -178,8 +192,14 @@ class SiamMask(nn.Module):
 
         Returns:
             Tensor[B, 1, 63, 63]: logits, row-major from the 3969 channels.
+
+        Raises:
+            ValueError: if the RoW is off the response map.
         """
         s = self.config.mask_size
+        h, w = out.mask_corr.shape[2:]
+        if not (0 <= row < h and 0 <= col < w):
+            raise ValueError(f"RoW (row={row}, col={col}) outside the {h}x{w} response map")
         if out.mask_logits is not None:
             logits = out.mask_logits[:, :, row, col]
         else:

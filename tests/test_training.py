@@ -1,0 +1,189 @@
+"""Training loop: tiny preset, losses falling, exact resume, non-finite handling, schedules."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from siammask_edu import training
+from siammask_edu.datasets import (
+    CustomSource,
+    PairConfig,
+    PairDataset,
+    collate,
+    write_synthetic_sequences,
+)
+from siammask_edu.training import NonFiniteLossError, TrainConfig, lr_at, train
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # tiny tensors: a second thread only adds synchronisation (and stalls on a busy CPU)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def synth_root(tmp_path_factory):
+    return write_synthetic_sequences(tmp_path_factory.mktemp("synth"), 2, 6)
+
+
+def tiny_cfg(root, **kw):
+    base = dict(data=({"type": "custom", "root": str(root), "frame_range": 3},), epochs=2,
+                pairs_per_epoch=4, batch_size=2, log_every=1, neg=0.2)
+    base.update(kw)
+    return TrainConfig.tiny(**base)
+
+
+def test_tiny_run_writes_logs_and_finite_losses(synth_root, tmp_path):
+    res = train(tiny_cfg(synth_root), tmp_path, progress=False)
+    assert res["finished"] and res["step"] == 4 and not res["skipped"]
+    for h in res["history"]:
+        for k in ("total", "score", "box", "mask"):
+            assert math.isfinite(h[k]), (k, h)
+    for name in ("last.pth", "final.pth", "epoch_01.pth", "log.csv", "loss.png",
+                 "summary.json", "config.json"):
+        assert (tmp_path / name).is_file(), name
+    rows = (tmp_path / "log.csv").read_text().splitlines()
+    assert len(rows) == 1 + 4
+    assert TrainConfig.from_dict(json.loads((tmp_path / "config.json").read_text())) == \
+        tiny_cfg(synth_root)
+
+
+def test_loss_falls_on_a_fixed_batch(synth_root):
+    torch.manual_seed(0)
+    cfg = tiny_cfg(synth_root)
+    model = training.build_model_for(cfg)
+    training.set_trainable(model, cfg, 0)
+    training.set_modes(model, cfg)
+    ds = PairDataset([CustomSource(synth_root, 3)], PairConfig(neg=0.0), seed=3)
+    batch = collate([ds[i] for i in range(4)])
+    trainer = training.SiamMaskTrainer(model, "base")
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.05,
+                          momentum=0.9)
+    hist = []
+    for _ in range(12):
+        opt.zero_grad()
+        out = trainer(batch)
+        out["total"].backward()
+        opt.step()
+        hist.append({k: float(v.detach()) for k, v in out.items()})
+    total = [h["total"] for h in hist]
+    assert all(math.isfinite(v) for v in total)
+    assert np.mean(total[-3:]) < 0.93 * np.mean(total[:3]), total
+    for k in ("score", "box", "mask"):
+        assert np.mean([h[k] for h in hist[-3:]]) < np.mean([h[k] for h in hist[:3]]), k
+
+
+def _state(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_resume_equals_uninterrupted(synth_root, tmp_path):
+    # crosses an epoch boundary (LR change) and an unfreeze (optimiser rebuilt)
+    cfg = tiny_cfg(synth_root, epochs=3, unfreeze_epoch=1, unfreeze=("backbone.layer3.",),
+                   schedule="lite", warmup_epochs=1.0)
+    full = train(cfg, tmp_path / "a", progress=False)
+    part = train(cfg, tmp_path / "b", max_steps=3, progress=False)
+    assert not part["finished"] and part["step"] == 3
+    resumed = train(cfg, tmp_path / "b", resume=tmp_path / "b" / "last.pth", progress=False)
+    assert resumed["finished"] and resumed["step"] == 6
+    a, b = _state(full["model"]), _state(resumed["model"])
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    # the backbone block really trained after the unfreeze
+    first = train(cfg, tmp_path / "c", max_steps=2, progress=False)["model"]
+    k = next(n for n in a if n.startswith("backbone.layer3.") and n.endswith("conv1.weight"))
+    assert not torch.equal(first.state_dict()[k], a[k])
+    assert (tmp_path / "b" / "log.csv").read_text().count("\n") == 7
+
+
+class _PoisonedBox(torch.utils.data.Dataset):
+    """Wraps a dataset; item ``bad`` gets NaN box targets (only L_box becomes NaN)."""
+
+    def __init__(self, ds, bad):
+        self.ds, self.bad = ds, bad
+
+    def __len__(self):
+        return len(self.ds)
+
+    def __getitem__(self, i):
+        item = dict(self.ds[i])
+        if i == self.bad:
+            item["label_loc"] = np.full_like(item["label_loc"], np.nan)
+        return item
+
+
+def _poisoned(synth_root, bad):
+    ds = PairDataset([CustomSource(synth_root, 3)], PairConfig(neg=0.0), seed=0, length=4)
+    return _PoisonedBox(ds, bad)
+
+
+def test_nonfinite_loss_skip_names_iteration_and_component(synth_root, tmp_path):
+    cfg = tiny_cfg(synth_root, neg=0.0)
+    res = train(cfg, tmp_path, progress=False, dataset=_poisoned(synth_root, bad=5))
+    assert len(res["skipped"]) == 1
+    msg = res["skipped"][0]
+    assert "iteration 2" in msg and "box=nan" in msg and "score" not in msg
+    assert res["history"][2]["skipped"] == 1 and res["finished"]
+    assert all(math.isfinite(v) for k, v in res["model"].state_dict().items()
+               for v in [float(v.float().abs().sum())])
+
+
+def test_nonfinite_loss_stop_raises(synth_root, tmp_path):
+    cfg = tiny_cfg(synth_root, neg=0.0, nonfinite="stop")
+    with pytest.raises(NonFiniteLossError, match=r"iteration 1: .*box=nan"):
+        train(cfg, tmp_path, progress=False, dataset=_poisoned(synth_root, bad=2))
+
+
+def test_schedules_match_paper_and_released():
+    paper = TrainConfig(epochs=20, schedule="paper")
+    assert lr_at(paper, 0) == pytest.approx(1e-3)
+    assert lr_at(paper, 2.5) == pytest.approx(1e-3 + 4e-3 * 2 / 5)
+    assert lr_at(paper, 5) == pytest.approx(5e-3)
+    assert lr_at(paper, 19) == pytest.approx(5e-4)
+    rel = TrainConfig(epochs=20, schedule="released")
+    got = [lr_at(rel, e) for e in range(20)]
+    want = [0.001, 0.00138, 0.001904, 0.002627, 0.003624, 0.005, 0.004758, 0.004529]
+    assert got[:8] == pytest.approx(want, rel=2e-3)
+    assert got[-1] == pytest.approx(0.0025)
+    ref = TrainConfig(epochs=20, schedule="refine", lr=0.01, lr_end=0.0025)
+    assert lr_at(ref, 1) == pytest.approx(0.009296, rel=1e-3)
+    assert lr_at(ref, 19) == pytest.approx(0.0025)
+    lite = TrainConfig.lite()
+    assert lr_at(lite, 0.5) == pytest.approx(3e-3)
+    assert lr_at(lite, 0.59 * lite.epochs) == lite.lr
+    assert lr_at(lite, lite.epochs) == pytest.approx(lite.lr_end)
+
+
+def test_refine_stage_trains_only_refinement(synth_root, tmp_path):
+    base = train(tiny_cfg(synth_root, epochs=1), tmp_path / "base", progress=False)
+    cfg = tiny_cfg(synth_root, stage="refine", init="previous", epochs=1, neg=0.0,
+                   schedule="refine", lr=1e-2, lr_end=2.5e-3)
+    res = train(cfg, tmp_path / "ref", previous=tmp_path / "base" / "final.pth",
+                progress=False)
+    before, after = base["model"].state_dict(), res["model"].state_dict()
+    changed = {k.split(".")[0] for k in before
+               if before[k].is_floating_point() and not torch.equal(before[k], after[k])}
+    assert "refine" in changed
+    assert changed <= {"refine", "mask_head"}, changed
+    assert all(math.isfinite(h["mask"]) for h in res["history"])
+
+
+def test_train_main_runs_a_config_file(synth_root, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    stage = tiny_cfg(synth_root, epochs=1).to_dict()
+    (tmp_path / "run.json").write_text(json.dumps(
+        {"name": "t", "run_dir": "runs/t", "stages": [stage]}))
+    assert training.train_main(tmp_path / "run.json") == 0
+    assert (tmp_path / "runs" / "t" / "0_base" / "final.pth").is_file()
+    (tmp_path / "bad.json").write_text(json.dumps({"stages": [{"preset": "nope"}]}))
+    assert training.train_main(tmp_path / "bad.json") == 2
+    assert training.train_main(tmp_path / "missing.json") == 2
