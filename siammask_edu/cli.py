@@ -119,6 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_track_parser(sub)
+    from .cli_eval import add_eval_parser, add_train_parser
+
+    add_eval_parser(sub)
+    add_train_parser(sub)
     return parser
 
 
