@@ -137,3 +137,12 @@ def test_make_grid_layout():
     assert np.array_equal(g[16:26, 2:22, 1], c)
     assert (g[0] == 255).all()
     assert render.make_grid([a], ncols=4).shape == (14, 24, 3)
+
+
+def test_draw_box_survives_huge_and_nonfinite_boxes():
+    from siammask_edu.viz.render import draw_box
+
+    frame = np.zeros((20, 30, 3), np.uint8)
+    out = draw_box(frame, (5, 5, 1e12, 1e12), (255, 0, 0))
+    assert out[5, 5:, 0].max() == 255 and out[5:, 5, 0].max() == 255  # top/left edges drawn
+    assert np.array_equal(draw_box(frame, (float("nan"), 0, 3, 3)), frame)

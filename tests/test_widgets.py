@@ -143,3 +143,75 @@ def test_feature_shapes_table():
     assert lines[0].split(" | ") == ["name", "exemplar 127     ", "search 255"]
     assert set(lines[1]) <= {"-", "+"}
     assert "(1, 1024, 31, 31)" in lines[2] and lines[3].rstrip().endswith("-")
+
+
+# -- TrackerStepper -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def step_records():
+    from siammask_edu import testing
+    from siammask_edu.data import make_synthetic_sequence
+    from siammask_edu.inspection import trace_tracker
+    from siammask_edu.tracker import Tracker
+
+    seq = make_synthetic_sequence(4, size=(120, 160))
+    return trace_tracker(Tracker(testing.tiny_model(seed=5)), list(seq.frames), seq.box)
+
+
+def test_stepper_slider_drives_show(step_records):
+    s = widgets.TrackerStepper(step_records, threshold=0.35)
+    assert s.index == 0 and s.slider.max == len(step_records) - 1
+    first = bytes(s.image.value)
+    assert first.startswith(b"\x89PNG")
+    assert f"frame {step_records[0].index}" in s.label.value
+    s.slider.value = 2
+    assert s.index == 2
+    third = bytes(s.image.value)
+    assert third.startswith(b"\x89PNG") and third != first
+    d = step_records[2].decision
+    assert f"RoW (row={d.row}, col={d.col})" in s.label.value
+    s.show(1)
+    assert s.slider.value == 1 and s.index == 1
+    with pytest.raises(ValueError):
+        s.show(len(step_records))
+
+
+def test_stepper_score_map_toggle_changes_the_score_panel(step_records):
+    s = widgets.TrackerStepper(step_records)
+    before = s.render()
+    png = bytes(s.image.value)
+    s.score_map.value = "fg"
+    after = s.render()
+    assert bytes(s.image.value) != png
+    gap = 255 + 6
+    score_before, score_after = before[:, gap:gap + 255], after[:, gap:gap + 255]
+    assert not np.array_equal(score_before, score_after)
+    # the crop panel does not depend on the score map
+    np.testing.assert_array_equal(before[:, :255], after[:, :255])
+
+
+def test_render_step_panels(step_records):
+    rec = step_records[0]
+    img = widgets.render_step(rec)
+    h, w = rec.frame.shape[:2]
+    assert img.shape == (255, 3 * (255 + 6) + round(w * 255 / h), 3) and img.dtype == np.uint8
+    # the score panel marks the chosen RoW in red
+    d = rec.decision
+    cell = 255 / rec.pscore.shape[1]
+    y, x = round(d.row * cell), round(d.col * cell) + 255 + 6
+    assert tuple(img[y + 1, x + 1]) == (255, 0, 0) or tuple(img[y, x]) == (255, 0, 0)
+    with pytest.raises(ValueError):
+        widgets.render_step(rec, "logits")
+
+
+def test_stepper_rejects_bad_inputs_and_has_a_static_figure(step_records):
+    from matplotlib.figure import Figure
+
+    with pytest.raises(ValueError):
+        widgets.TrackerStepper([])
+    with pytest.raises(ValueError):
+        widgets.TrackerStepper(step_records, score_map="nope")
+    fig = widgets.TrackerStepper(step_records).figure([0, 2])
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    fig.canvas.draw()

@@ -100,12 +100,20 @@ def draw_box(frame: np.ndarray, box_xywh: Sequence[float], color: Color = BOX_CO
         thickness: line width, pixels (grows inwards).
 
     Returns:
-        np.ndarray[H, W, 3] uint8: a new image.
+        np.ndarray[H, W, 3] uint8: a new image (unchanged copy for a non-finite box).
 
     See book/07_online_tracker.py.
     """
     out = _check_frame(frame).copy()
     x, y, w, h = (float(v) for v in box_xywh)
+    if not np.isfinite([x, y, w, h]).all():
+        return out
+    # Clip far outside the frame first: OpenCV rejects coordinates beyond int32, and an
+    # untrained network can decode such boxes. A margin keeps off-frame edges off-frame.
+    hh, ww = out.shape[:2]
+    lo, hi = -2.0 * max(hh, ww), 3.0 * max(hh, ww)
+    x, y = min(max(x, lo), hi), min(max(y, lo), hi)
+    w, h = min(w, hi - x), min(h, hi - y)
     x1, y1 = int(round(x)), int(round(y))
     x2, y2 = max(int(round(x + w)) - 1, x1), max(int(round(y + h)) - 1, y1)
     t = max(int(thickness), 1)

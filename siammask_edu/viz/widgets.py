@@ -6,8 +6,11 @@ drive the controls and read ``image.value``. Nothing is put behind ``ipywidgets.
 (it captures nothing outside a kernel) and no matplotlib state is kept.
 
 * :class:`RowMaskViewer` — pick a RoW on the 25x25 grid, see its 63x63 mask and its score.
+* :class:`TrackerStepper` — step through a tracked sequence: search crop, score map, the
+  chosen RoW's mask and the frame with its polygon (records from
+  :func:`siammask_edu.inspection.trace_tracker`).
 
-See book/04_rows_anchors_heads.py.
+See book/04_rows_anchors_heads.py and book/07_online_tracker.py.
 """
 
 from __future__ import annotations
@@ -204,4 +207,194 @@ class RowMaskViewer:
         return row_mask_panels(self.masks, self.score, r, c, self.frame_crop, self.threshold)
 
 
-__all__ = ["RowMaskViewer", "render_row"]
+# -- TrackerStepper -------------------------------------------------------------------------
+
+_SCORE_MAPS = {"pscore": "penalised score (max over anchors)",
+               "fg": "fg probability (max over anchors)"}
+
+
+def _titled(img: np.ndarray, title: str) -> np.ndarray:
+    from .render import draw_text
+
+    return draw_text(np.ascontiguousarray(img), title, (2, 2), scale=0.4)
+
+
+def render_step(record, score_map: str = "pscore", threshold: float = 0.5) -> np.ndarray:
+    """The stepper's picture of one step: crop | score map | RoW mask | frame.
+
+    * crop: the 255x255 search crop (RGB) with the chosen RoW's 127-px window (yellow) and
+      the chosen anchor's decoded box (red);
+    * score map: ``max`` over the k anchors of ``record.pscore`` (``"pscore"``: penalty,
+      window and all, the value that is arg-maxed) or of ``record.fg`` (``"fg"``: the raw
+      foreground probability), the chosen RoW outlined in red;
+    * mask: the chosen RoW's mask probabilities (gray) with the ``threshold`` contour;
+    * frame: the frame with the pasted mask, the axis-aligned state box and the polygon
+      (:func:`~siammask_edu.viz.render.draw_result`), scaled to 255 px high.
+
+    Args:
+        record: a :class:`~siammask_edu.inspection.StepRecord`.
+        score_map: ``"pscore"`` or ``"fg"``.
+        threshold: probability of the contour drawn on the RoW mask (pass the tracker's
+            ``seg_thr``; default 0.5).
+
+    Returns:
+        np.ndarray[255, W, 3] uint8 RGB.
+
+    Raises:
+        ValueError: for an unknown ``score_map``.
+
+    See book/07_online_tracker.py.
+    """
+    from .render import draw_box, draw_result, score_map_to_rgb
+
+    if score_map not in _SCORE_MAPS:
+        raise ValueError(f"score_map must be one of {tuple(_SCORE_MAPS)}, got {score_map!r}")
+    d = record.decision
+    thr = float(threshold)
+    # crop with the RoW window and the chosen box (decoded boxes are relative to the centre)
+    crop = cv2.resize(record.crop, (_PANEL, _PANEL), interpolation=cv2.INTER_LINEAR)
+    k = _PANEL / record.crop.shape[0]
+    x0, y0, x1, y1 = row_window(d.row, d.col)
+    crop = draw_box(crop, (x0 * k, y0 * k, (x1 - x0) * k, (y1 - y0) * k), (255, 255, 0), 1)
+    bx, by, bw, bh = (float(v) for v in d.box_in_crop)
+    c0 = record.crop.shape[0] / 2
+    x1b, y1b = (c0 + bx - bw / 2) * k, (c0 + by - bh / 2) * k
+    x2b, y2b = x1b + bw * k, y1b + bh * k
+    if np.isfinite([x1b, y1b, x2b, y2b]).all():  # an untrained net can decode absurd boxes
+        x1b, y1b, x2b, y2b = np.clip([x1b, y1b, x2b, y2b], -_PANEL, 2 * _PANEL)
+        if x2b > x1b and y2b > y1b:
+            crop = draw_box(crop, (x1b, y1b, x2b - x1b, y2b - y1b), (255, 0, 0), 2)
+    # score map, chosen RoW outlined
+    values = (record.pscore if score_map == "pscore" else record.fg).max(axis=0)
+    sc = np.ascontiguousarray(score_map_to_rgb(values, size=(_PANEL, _PANEL)))
+    n = values.shape[0]
+    p0 = (round(d.col * _PANEL / n), round(d.row * _PANEL / n))
+    p1 = (round((d.col + 1) * _PANEL / n) - 1, round((d.row + 1) * _PANEL / n) - 1)
+    cv2.rectangle(sc, p0, p1, (255, 0, 0), 2)
+    # the RoW's mask
+    if record.row_mask is not None:
+        mask = _mask_panel(record.row_mask, thr)
+    else:
+        mask = np.zeros((_PANEL, _PANEL, 3), np.uint8)
+    # the frame
+    frame = draw_result(record.frame, record.result, show_score=False)
+    h, w = frame.shape[:2]
+    frame = cv2.resize(frame, (max(1, round(w * _PANEL / h)), _PANEL),
+                       interpolation=cv2.INTER_AREA)
+    panels = [_titled(crop, "search crop"),
+              _titled(sc, score_map + " max/anchors"),
+              _titled(mask, f"RoW ({d.row},{d.col}) mask"),
+              _titled(frame, f"frame {record.index}")]
+    gap = np.full((_PANEL, _GAP, 3), 255, np.uint8)
+    out = [panels[0]]
+    for p in panels[1:]:
+        out += [gap, p]
+    return np.concatenate(out, axis=1)
+
+
+class TrackerStepper:
+    """Step through a tracked sequence, one tracking step at a time.
+
+    A slider picks the step; a toggle picks the score map (``"pscore"``: the penalised,
+    windowed score that the tracker arg-maxes, the default; ``"fg"``: the raw foreground
+    probability); both are the maximum over the k anchors at each RoW. The picture is
+    :func:`render_step`: search crop, score map, the chosen RoW's mask, and the frame with
+    the pasted mask and polygon. Nothing is recomputed: the records hold every value.
+
+    Args:
+        records: :class:`~siammask_edu.inspection.StepRecord` list from
+            :func:`~siammask_edu.inspection.trace_tracker` (at least one).
+        threshold: mask threshold drawn on the RoW mask (use the tracker's ``seg_thr``).
+        score_map: initial map, ``"pscore"`` or ``"fg"``.
+
+    Attributes:
+        slider (ipywidgets.IntSlider): the step, 0 .. len(records) - 1.
+        score_map (ipywidgets.ToggleButtons): ``"pscore"`` or ``"fg"``.
+        image (ipywidgets.Image): PNG of the current view.
+        label (ipywidgets.HTML): frame, RoW, anchor, score, penalty, margin, polygon source.
+        widget (ipywidgets.VBox): what to display (end a notebook cell with it).
+        index (int): the step shown.
+
+    Raises:
+        ValueError: for no records or an unknown ``score_map``.
+
+    See book/07_online_tracker.py.
+    """
+
+    def __init__(self, records, threshold: float = 0.5, score_map: str = "pscore") -> None:
+        import ipywidgets as w
+
+        self.records = list(records)
+        if not self.records:
+            raise ValueError("TrackerStepper needs at least one StepRecord")
+        if score_map not in _SCORE_MAPS:
+            raise ValueError(f"score_map must be one of {tuple(_SCORE_MAPS)}, got {score_map!r}")
+        self.threshold = float(threshold)
+        self._index = 0
+        self.slider = w.IntSlider(value=0, min=0, max=len(self.records) - 1, description="step")
+        self.score_map = w.ToggleButtons(options=[(v, k) for k, v in _SCORE_MAPS.items()],
+                                         value=score_map)
+        self.image = w.Image(format="png")
+        self.label = w.HTML()
+        self.widget = w.VBox([w.HBox([self.slider, self.score_map]), self.image, self.label])
+        self.slider.observe(lambda ch: self.show(ch["new"]), names="value")
+        self.score_map.observe(lambda ch: self.show(self._index), names="value")
+        self.show(0)
+
+    @property
+    def index(self) -> int:
+        """The step shown (position in ``records``)."""
+        return self._index
+
+    def show(self, index: int) -> None:
+        """Show step ``index``: move the slider there and redraw.
+
+        Raises:
+            ValueError: if ``index`` is not a step.
+        """
+        index = int(index)
+        if not 0 <= index < len(self.records):
+            raise ValueError(f"step {index} outside 0..{len(self.records) - 1}")
+        self._index = index
+        if self.slider.value != index:
+            self.slider.value = index  # calls show() again through the observer
+            return
+        self.image.value = _encode_png(self.render())
+        r = self.records[index]
+        d = r.decision
+        self.label.value = (
+            f"frame {r.index} &middot; RoW (row={d.row}, col={d.col}) anchor {d.anchor} "
+            f"&middot; fg {d.score:.3f} &middot; penalty {d.penalty:.3f} &middot; "
+            f"pscore margin {d.margin:.2e} &middot; polygon from {r.step.polygon_source}"
+        )
+
+    def render(self, index: int | None = None) -> np.ndarray:
+        """The picture of step ``index`` (default: the current one) as RGB uint8."""
+        r = self.records[self._index if index is None else int(index)]
+        return render_step(r, self.score_map.value, self.threshold)
+
+    def figure(self, steps=None, size: float = 2.2):
+        """A static matplotlib figure of several steps (one row each), for pages without
+        widgets.
+
+        Args:
+            steps: indices into ``records`` (default: all).
+            size: inches per row.
+
+        Returns:
+            :class:`matplotlib.figure.Figure`.
+        """
+        from matplotlib.figure import Figure
+
+        steps = range(len(self.records)) if steps is None else list(steps)
+        imgs = [self.render(i) for i in steps]
+        aspect = imgs[0].shape[1] / imgs[0].shape[0]
+        fig = Figure(figsize=(size * aspect, size * len(imgs)), layout="constrained")
+        axes = np.atleast_1d(fig.subplots(len(imgs), 1, squeeze=False)[:, 0])
+        for ax, img in zip(axes, imgs):
+            ax.imshow(img)
+            ax.set_xticks([]), ax.set_yticks([])
+        return fig
+
+
+__all__ = ["RowMaskViewer", "TrackerStepper", "render_row", "render_step"]
