@@ -102,6 +102,8 @@ def add_track_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1 ...")
     p.add_argument("--show", action="store_true", help="show the overlay in a window (q quits)")
     p.add_argument("--no-video", action="store_true", help="do not write overlay.mp4")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the results of an earlier run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_track)
     return p
@@ -119,11 +121,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_track_parser(sub)
-    from .cli_eval import add_eval_parser, add_train_parser
+    from .cli_eval import add_benchmark_parser, add_eval_parser, add_train_parser
 
     add_eval_parser(sub)
     add_train_parser(sub)
+    add_benchmark_parser(sub)
+    __import__("siammask_edu.bench", fromlist=["x"]).add_bench_parser(sub)
     return parser
+
+
+def _join_negative_box(argv: list[str]) -> list[str]:
+    """``--box -10,5,40,40`` -> ``--box=-10,5,40,40``: argparse would read ``-10,...`` as an
+    option, since it is not a plain negative number."""
+    out, i = [], 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--box" and i + 1 < len(argv) and argv[i + 1][:1] == "-" \
+                and argv[i + 1][1:2].isdigit():
+            out.append(f"--box={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(a)
+        i += 1
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     See book/07_online_tracker.py.
     """
     parser = build_parser()
+    argv = _join_negative_box(sys.argv[1:] if argv is None else list(argv))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, usage errors
@@ -216,6 +237,17 @@ def _versions() -> dict:
             "torch": torch.__version__, "numpy": np.__version__, "opencv": cv2.__version__}
 
 
+def _prepare_out(out: Path, overwrite: bool) -> None:
+    """Refuse to mix two runs in one folder; with ``--overwrite`` remove the old masks."""
+    old = sorted((out / "masks").glob("*.png")) if (out / "masks").is_dir() else []
+    if (old or (out / "summary.json").exists()) and not overwrite:
+        raise CliError(f"{out} already holds the results of a run; choose another --out or "
+                       "pass --overwrite")
+    for f in old:
+        f.unlink()
+    (out / "masks").mkdir(parents=True, exist_ok=True)
+
+
 def cmd_track(args: argparse.Namespace) -> int:
     """``siammask-edu track``: see the module docstring for what it writes.
 
@@ -254,7 +286,7 @@ def cmd_track(args: argparse.Namespace) -> int:
     tracker = _make_tracker(args.checkpoint, config, args.device)
 
     out = Path(args.out)
-    (out / "masks").mkdir(parents=True, exist_ok=True)
+    _prepare_out(out, args.overwrite)
     box0 = (float(x), float(y), float(bw), float(bh))
     mask0 = np.zeros((h, w), bool)
     r0, r1 = (int(np.clip(round(v), 0, h)) for v in (y, y + bh))

@@ -213,7 +213,8 @@ def as_bgr_uint8(frame, color_order: str = "rgb") -> np.ndarray:
 def check_box(box, frame_hw, min_size: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
     """Validate a user box ``(x, y, w, h)`` against a frame and return the tracker state.
 
-    Sizes must be finite and > 0; a box partly outside the frame is clipped to it; a box
+    Sizes must be finite and > 0; a box partly outside the frame is clipped to it (with a
+    warning, since corner coordinates passed as x,y,w,h look like this); a box
     wholly outside (no overlap of positive area) is rejected; a box whose clipped width or
     height is below ``min_size`` warns (the tracker enlarges it after the first frame).
 
@@ -247,6 +248,10 @@ def check_box(box, frame_hw, min_size: float = 10.0) -> tuple[np.ndarray, np.nda
     x1, y1, x2, y2 = max(x, 0.0), max(y, 0.0), min(x + w, float(W)), min(y + h, float(H))
     if x2 <= x1 or y2 <= y1:
         raise ValueError(f"box {tuple(vals)} lies wholly outside the {W}x{H} frame")
+    if (x1, y1, x2, y2) != (x, y, x + w, y + h):
+        warnings.warn(f"box (x={x:g}, y={y:g}, w={w:g}, h={h:g}) extends beyond the {W}x{H} "
+                      f"frame; clipped to (x={x1:g}, y={y1:g}, w={x2 - x1:g}, h={y2 - y1:g}) "
+                      "(is it x,y,w,h rather than corners x1,y1,x2,y2?)", stacklevel=4)
     w, h = x2 - x1, y2 - y1
     if min(w, h) < min_size:
         warnings.warn(f"box {w:.1f}x{h:.1f} px (after clipping to the frame) is smaller than "

@@ -229,3 +229,24 @@ def test_end_to_end_with_real_tracker(real_tracker_checkpoint, tmp_path, capsys)
     assert s["frames_tracked"] == 2 and len(s["scores"]) == 2
     assert all(0.0 <= v <= 1.0 for v in s["scores"])
     assert len(list(sio.FrameSource(out / s["video"]))) == 3
+
+
+def test_rerun_into_used_folder_needs_overwrite(frames_dir, ckpt, fake, tmp_path, capsys):
+    out = tmp_path / "o"
+    assert _track(frames_dir, out, "--checkpoint", str(ckpt), "--no-video") == 0
+    assert len(list((out / "masks").iterdir())) == 5
+    capsys.readouterr()
+    assert _track(frames_dir, out, "--checkpoint", str(ckpt), "--max-frames", "2") == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert len(list((out / "masks").iterdir())) == 5  # nothing lost
+    assert _track(frames_dir, out, "--checkpoint", str(ckpt), "--max-frames", "2",
+                  "--no-video", "--overwrite") == 0
+    assert sorted(p.name for p in (out / "masks").iterdir()) == ["00000.png", "00001.png"]
+
+
+def test_negative_box_coordinate_is_a_box_not_an_option(frames_dir, ckpt, fake, tmp_path):
+    out = tmp_path / "neg"
+    rc = cli.main(["track", str(frames_dir), "--box", "-4,20,30,14", "--out", str(out),
+                   "--checkpoint", str(ckpt), "--quiet", "--no-video"])
+    assert rc == 0
+    assert (out / "boxes.txt").read_text().splitlines()[0].startswith("-4.0000,20.0000")
