@@ -33,16 +33,22 @@ VOT ground truth, which consists of (near-)exact rotated rectangles, the MBR ora
 ~100 % by construction; the paper's 84.07 % must come from a protocol the paper does not
 spell out (its §4.1 evaluates "randomly cropped search patches").
 
+:func:`table1` runs the **predicted-mask protocol** of §4.1 (random search crops, shift
+±16 px and scale ``2^(1±0.25)``, seeded): the model's mask at the RoW the tracker chooses,
+pasted back into the frame, boxed by Min-max / MBR / Opt (:func:`~siammask_edu.boxes.fit_box`),
+with the oracles on the same frames; see :func:`table1_frames` for the exact reading.
+
 All coordinates are frame pixels, x right, y down. A polygon is 8 numbers
 ``x1, y1, ..., x4, y4`` (a VOT ``groundtruth.txt`` line) or an array ``(4, 2)``.
 
-See book/06_mask_to_box.py.
+See book/06_mask_to_box.py and book/10_measuring.py.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -297,9 +303,187 @@ def oracle_table(sequences: Sequence[Sequence], iou: str = "analytic",
             for name in ORACLES}
 
 
+# -- the predicted-mask protocol of §4.1 ---------------------------------------------------
+
+#: SiamMask rows of Table 1: row name -> :func:`~siammask_edu.boxes.fit_box` strategy.
+SIAMMASK_ROWS = {"SiamMask-Min-max": "minmax", "SiamMask-MBR": "mbr", "SiamMask-Opt": "opt"}
+
+
+def _vot_source(seq, root=None):
+    """``(name, frame paths or arrays, ground-truth polygons)`` of one sequence argument."""
+    from .io import list_images
+    from .metrics.vot import read_trajectory
+    from .paths import data_root
+
+    if isinstance(seq, (tuple, list)) and len(seq) == 3:
+        name, frames, gt = seq
+        return str(name), list(frames), [np.asarray(g, np.float64).ravel() for g in gt]
+    folder = Path(seq)
+    if not (folder / "groundtruth.txt").is_file():
+        folder = data_root(root) / "vot" / str(seq)
+    if not (folder / "groundtruth.txt").is_file():
+        raise FileNotFoundError(f"no VOT sequence {seq!r} (looked for {folder}/groundtruth.txt)")
+    color = folder / "color" if (folder / "color").is_dir() else folder
+    return folder.name, list_images(color), read_trajectory(folder / "groundtruth.txt")
+
+
+def _load_frame(frame) -> np.ndarray:
+    from .io import read_image
+
+    return frame if isinstance(frame, np.ndarray) else read_image(frame)
+
+
+def table1_frames(model, sequences: Sequence, frames_per_sequence: int | None = None,
+                  seed: int = 0, shift: float = 16.0, scale_exp: float = 0.25,
+                  config="vot", device="cpu", strategies: Sequence[str] = ("minmax", "mbr",
+                                                                            "opt"),
+                  iou: str = "analytic", root=None) -> list[dict]:
+    """Per-frame records of the Table-1 protocol with the model's **predicted** masks.
+
+    For every sequence the template is taken from frame 0 (released ``init_polygon`` of the
+    ground truth). For every evaluated frame ``f >= 1`` a random search crop is cut around
+    the ground truth with a seeded :func:`numpy.random.default_rng`:
+
+    * **scale**: the target size (released area-preserving ``w, h`` of the ground truth)
+      is multiplied by ``2**u``, ``u ~ U(-scale_exp, scale_exp)``; since the crop side is
+      ``S ~= 2 s_z`` (``255 / 127`` of the context size), the crop is ``2**(1 + u) s_z``:
+      the paper's ``2^(1 ± 0.25)``;
+    * **shift**: the crop centre is the ground-truth centre plus ``(dx, dy) ~
+      U(-shift, shift)`` pixels **of the 255 x 255 search crop** (frame pixels
+      ``dx * S / 255``).
+
+    The tracker state is set to that crop (:meth:`~siammask_edu.tracker.Tracker.set_target`)
+    and :meth:`~siammask_edu.tracker.Tracker.track` runs once: the released scoring picks the
+    RoW (penalty and cosine window relative to the crop), the mask of that RoW is pasted back
+    into the frame, and each strategy fits a box to it
+    (:func:`~siammask_edu.boxes.fit_box` with the config's ``min_polygon_area``). Where no
+    blob is large enough the tracker's own axis-aligned box stands in (``fallback``). The
+    three oracles are computed on the same frames.
+
+    Args:
+        model: a three-branch SiamMask (e.g. ``load_released_checkpoint(...)``).
+        sequences: VOT sequences: names under ``data_root()/"vot"``, folders holding
+            ``groundtruth.txt`` (and ``color/``), or ``(name, frames, groundtruth)`` tuples
+            (frames RGB ``uint8`` arrays or image paths; ground truth 8-number polygons).
+        frames_per_sequence: evaluate this many frames per sequence, drawn without
+            replacement from frames 1..N-1 (None: all of them).
+        seed: seed of the frame draw and the crop jitter.
+        shift: maximal shift, search-crop pixels (16).
+        scale_exp: maximal ``|u|`` of the scale ``2**(1 + u)`` (0.25).
+        config: tracker preset or :class:`~siammask_edu.config.TrackerConfig` (``"vot"``).
+        device: torch device.
+        strategies: box strategies to fit (subset of ``minmax``, ``mbr``, ``opt``).
+        iou: ``"analytic"`` or ``"vot"`` (see :func:`polygon_iou`).
+        root: data root for sequence names.
+
+    Returns:
+        One dict per frame: ``sequence``, ``frame``, ``du`` (scale exponent), ``dx``,
+        ``dy`` (crop pixels), ``row_col``, ``score``, ``mask_pixels``, ``fallback``
+        (no blob: the tracker's box was used), the ground truth ``gt`` (8 numbers) and
+        ``iou`` ``{row name: IoU}`` for the oracles and the SiamMask rows.
+
+    Raises:
+        ValueError: for no sequences, a bad strategy, a negative shift or scale, or a
+            sequence shorter than 2 frames.
+        FileNotFoundError: for a missing sequence.
+
+    See book/10_measuring.py.
+    """
+    from .boxes import STRATEGIES, fit_box
+    from .geometry import search_region, vot_polygon_to_cxcywh
+    from .tracker import Tracker
+
+    if not sequences:
+        raise ValueError("no sequences")
+    bad = [s for s in strategies if s not in STRATEGIES]
+    if bad or not strategies:
+        raise ValueError(f"strategies must be a non-empty subset of {STRATEGIES}, got {bad}")
+    if shift < 0 or scale_exp < 0:
+        raise ValueError(f"shift and scale_exp must be >= 0, got {shift}, {scale_exp}")
+    if frames_per_sequence is not None and frames_per_sequence < 1:
+        raise ValueError(f"frames_per_sequence must be >= 1, got {frames_per_sequence}")
+    rows_of = {v: k for k, v in SIAMMASK_ROWS.items()}
+    rng = np.random.default_rng(seed)
+    tracker = Tracker(model, config, device)
+    cfg = tracker.config
+    out = []
+    for seq in sequences:
+        name, frames, gts = _vot_source(seq, root)
+        n = min(len(frames), len(gts))
+        if n < 2:
+            raise ValueError(f"sequence {name} has {n} frame(s); Table 1 needs at least 2")
+        idx = np.arange(1, n)
+        if frames_per_sequence is not None and frames_per_sequence < len(idx):
+            idx = np.sort(rng.choice(idx, frames_per_sequence, replace=False))
+        tracker.init_polygon(_load_frame(frames[0]), gts[0])
+        for f in idx.tolist():
+            gt = gts[f]
+            frame = _load_frame(frames[f])
+            cx, cy, w, h = vot_polygon_to_cxcywh(gt)
+            du = float(rng.uniform(-scale_exp, scale_exp))
+            dx, dy = (float(v) for v in rng.uniform(-shift, shift, 2))
+            size = np.array([w, h]) * 2.0 ** du
+            _, S = search_region(size, cfg.exemplar_size, cfg.instance_size,
+                                 cfg.context_amount)
+            k = S / cfg.instance_size  # crop pixel -> frame pixels
+            tracker.set_target((cx + dx * k, cy + dy * k), size)
+            res = tracker.track(frame)
+            ious = {o: polygon_iou(b, gt, iou) for o, b in (
+                (ORACLES[0], oracle_fixed_aspect(gt, gts[0])),
+                (ORACLES[1], oracle_minmax(gt)), (ORACLES[2], oracle_mbr(gt)))}
+            fallback = False
+            for strat in strategies:
+                box = fit_box(res.mask, strat, float(cfg.min_polygon_area))
+                if box is None:
+                    fallback = True
+                    box = res.polygon
+                try:
+                    ious[rows_of[strat]] = polygon_iou(box, gt, iou)
+                except ValueError:  # a degenerate (zero-area) box overlaps nothing
+                    ious[rows_of[strat]] = 0.0
+            out.append({"sequence": name, "frame": int(f), "du": du, "dx": dx, "dy": dy,
+                        "row_col": res.row_col, "score": res.score,
+                        "mask_pixels": int(np.count_nonzero(res.mask)),
+                        "fallback": fallback, "gt": np.asarray(gt, np.float64).tolist(),
+                        "iou": ious})
+    return out
+
+
+def table1(model, sequences: Sequence, frames_per_sequence: int | None = None,
+           seed: int = 0, thresholds: Sequence[float] = (0.5, 0.7), **kwargs) -> list[dict]:
+    """Table 1 of the paper on VOT sequences: the three oracles and SiamMask's boxes from
+    its predicted masks (Min-max, MBR, Opt), frames pooled over sequences.
+
+    Runs :func:`table1_frames` (random search crops, seeded) and summarises each row with
+    :func:`box_metrics`.
+
+    Args:
+        model: a three-branch SiamMask.
+        sequences, frames_per_sequence, seed: see :func:`table1_frames`.
+        thresholds: IoU thresholds of "mAP@t".
+        **kwargs: passed to :func:`table1_frames` (``shift``, ``scale_exp``, ``config``,
+            ``device``, ``strategies``, ``iou``, ``root``).
+
+    Returns:
+        One dict per row, oracles first then SiamMask-Min-max / -MBR / -Opt (those
+        computed): ``row``, ``mIoU``, ``mAP@0.5``, ``mAP@0.7`` (fractions), ``n_frames``,
+        ``n_fallback`` (frames without a mask blob) and ``paper`` (the paper's VOT-2016
+        ``(mIoU, mAP@0.5, mAP@0.7)`` in %).
+
+    See book/10_measuring.py.
+    """
+    frames = table1_frames(model, sequences, frames_per_sequence, seed, **kwargs)
+    names = [r for r in (*ORACLES, *SIAMMASK_ROWS) if r in frames[0]["iou"]]
+    n_fb = sum(fr["fallback"] for fr in frames)
+    return [{"row": r, **box_metrics([fr["iou"][r] for fr in frames], thresholds),
+             "n_frames": len(frames), "n_fallback": n_fb if r in SIAMMASK_ROWS else 0,
+             "paper": PAPER_TABLE1[r]} for r in names]
+
+
 __all__ = [
     "ORACLES",
     "PAPER_TABLE1",
+    "SIAMMASK_ROWS",
     "box_metrics",
     "oracle_fixed_aspect",
     "oracle_ious",
@@ -308,4 +492,6 @@ __all__ = [
     "oracle_table",
     "polygon_area",
     "polygon_iou",
+    "table1",
+    "table1_frames",
 ]

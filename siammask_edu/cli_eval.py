@@ -7,6 +7,15 @@
 * ``siammask-edu eval vot --data ROOT --results DIR [--out DIR]``: VOT accuracy, failures,
   robustness and EAO of result files ``DIR/<sequence>/<sequence>_001.txt`` (or
   ``DIR/baseline/<sequence>/…``), ground truth from ``ROOT/vot/<sequence>/groundtruth.txt``;
+* ``siammask-edu benchmark davis|vot [--data ROOT] [--model lite|PATH] --out DIR``: runs the
+  tracker over the sequences and evaluates it (DAVIS: one tracker per object from the
+  first annotation's bounding box, masks merged with the arg-max rule and written as palette
+  PNGs ``DIR/masks/<sequence>/<frame>.png``; VOT: the supervised reset protocol,
+  ``DIR/results/baseline/<sequence>/<sequence>_001.txt``), then writes ``metrics.json``
+  (every number, plus versions, device, seed, the model's sha256 and the tracker's
+  hyper-parameters), ``per_sequence.csv``, ``per_sequence.txt`` and a plot
+  (``jf_per_sequence.png`` or ``eao_curve.png``). ``--max-frames N`` keeps the first N frames
+  of every sequence (the evaluation then treats them as the whole sequence);
 * ``siammask-edu train CONFIG [--resume [RUN_DIR]] [--data ROOT]``.
 
 See book/10_measuring.py.
@@ -15,8 +24,13 @@ See book/10_measuring.py.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
-
+import math
+import os
+import platform
+import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -148,4 +162,422 @@ def cmd_eval_vot(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["add_eval_parser", "add_train_parser"]
+__all__ = ["add_benchmark_parser", "add_eval_parser", "add_train_parser", "load_tracker",
+           "run_benchmark_davis", "run_benchmark_vot"]
+
+
+# -- benchmark -------------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    v = int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return v
+
+
+def add_benchmark_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``benchmark davis`` and ``benchmark vot``."""
+    p = subparsers.add_parser("benchmark", help="run the tracker on DAVIS or VOT and evaluate")
+    bench = p.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
+    for name, hlp in (("davis", "semi-supervised DAVIS: masks, J and F"),
+                      ("vot", "VOT supervised (reset) experiment: A, R, EAO")):
+        b = bench.add_parser(name, help=hlp)
+        b.add_argument("--data", help="dataset root (default: siammask_edu.data_root())")
+        b.add_argument("--model", default="lite",
+                       help="'lite' (the shipped SiamMask-Lite weights) or a checkpoint path")
+        b.add_argument("--out", required=True, help="output folder")
+        b.add_argument("--sequences", help="comma-separated sequence names")
+        b.add_argument("--max-frames", type=_positive_int, metavar="N",
+                       help="use only the first N frames of every sequence")
+        b.add_argument("--config", default=name,
+                       help=f"tracker preset (default: {name}; also vot-ld, base)")
+        b.add_argument("--device", default="cpu")
+        b.add_argument("--seed", type=int, default=0, help="torch/numpy seed (recorded)")
+        b.add_argument("--quiet", action="store_true", help="no progress bar")
+        if name == "davis":
+            b.add_argument("--year", type=int, choices=(2016, 2017), default=2016)
+            b.add_argument("--resolution", default="480p")
+            b.add_argument("--keep-last", action="store_true",
+                           help="keep the last frame (the official protocol drops it)")
+            b.set_defaults(func=cmd_benchmark_davis)
+        else:
+            b.set_defaults(func=cmd_benchmark_vot)
+    return p
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_tracker(spec: str, config: str = "davis", device: str = "cpu"):
+    """The tracker of ``--model``: ``"lite"`` (``Tracker.from_pretrained("lite")``, the
+    shipped SiamMask-Lite weights with their calibrated settings) or a checkpoint path
+    (:meth:`~siammask_edu.Tracker.from_checkpoint`: released or our own files).
+
+    Returns:
+        ``(tracker, info)``: a :class:`~siammask_edu.Tracker` (model in eval mode on
+        ``device``), and ``{"spec", "path", "sha256", "sha256_of"}`` (the sha256 of the
+        checkpoint file; of the concatenated weights, ``sha256_of == "weights"``, when the
+        file cannot be read back).
+
+    Raises:
+        ValueError: ``lite`` in a version without ``Tracker.from_pretrained``.
+        FileNotFoundError: a missing checkpoint, or ``lite`` weights absent from this build.
+
+    See book/10_measuring.py.
+    """
+    import numpy as np
+
+    from . import tracker as tracker_mod
+
+    Tracker = tracker_mod.Tracker
+    path = None
+    if spec == "lite":
+        if not hasattr(Tracker, "from_pretrained"):
+            raise ValueError("--model lite: this version ships no pretrained SiamMask-Lite "
+                             "weights (Tracker.from_pretrained is missing); pass a checkpoint "
+                             "path instead")
+        tracker = Tracker.from_pretrained("lite", config=config, device=device)
+        locate = getattr(tracker_mod, "pretrained_path", None)
+        if locate is not None:
+            try:
+                from importlib import resources
+
+                with resources.as_file(locate("lite", None)) as p:
+                    path = Path(p)
+                    sha = _sha256(path) if path.is_file() else None
+            except (OSError, ValueError, TypeError):
+                path, sha = None, None
+    else:
+        path = Path(spec)
+        if not path.is_file():
+            raise FileNotFoundError(f"--model {spec}: no such checkpoint file")
+        tracker = Tracker.from_checkpoint(path, config=config, device=device)
+        sha = _sha256(path)
+    info = {"spec": spec, "path": str(path) if path is not None else None}
+    if path is not None and sha is not None:
+        info["sha256"], info["sha256_of"] = sha, "file"
+    else:
+        h = hashlib.sha256()
+        for k, v in tracker.model.state_dict().items():
+            h.update(k.encode())
+            h.update(np.ascontiguousarray(v.detach().cpu().float().numpy()).tobytes())
+        info["sha256"], info["sha256_of"] = h.hexdigest(), "weights"
+    return tracker, info
+
+
+def _meta(args, model_info: dict, tracker, seconds: float, n_frames: int) -> dict:
+    import dataclasses
+
+    import cv2
+    import numpy as np
+    import torch
+
+    from . import __version__
+
+    return {
+        "command": "siammask-edu benchmark " + " ".join(sys.argv[2:]) if sys.argv[1:2] == [
+            "benchmark"] else "siammask-edu benchmark " + args.benchmark,
+        "versions": {"siammask_edu": __version__, "python": platform.python_version(),
+                     "torch": torch.__version__, "numpy": np.__version__,
+                     "opencv": cv2.__version__, "platform": platform.platform()},
+        "device": str(tracker.device), "torch_threads": torch.get_num_threads(),
+        "seed": args.seed, "model": model_info,
+        "hyper_parameters": dataclasses.asdict(tracker.config),
+        "max_frames": args.max_frames, "seconds": seconds, "frames_tracked": n_frames,
+        "fps": n_frames / seconds if seconds > 0 else None,
+    }
+
+
+def _table(rows: list[dict], keys: list[str], first: str) -> str:
+    def fmt(v):
+        return f"{v:11.4f}" if isinstance(v, float) else f"{v!s:>11}"
+
+    lines = [f"{first:24}" + "".join(f"{k:>11}" for k in keys)]
+    lines += [f"{r[first]!s:24}" + "".join(fmt(r[k]) for k in keys) for r in rows]
+    return "\n".join(lines)
+
+
+def _progress(total: int, desc: str, quiet: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="frame", disable=quiet, file=sys.stderr)
+
+
+def _prepare(args):
+    import numpy as np
+    import torch
+
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    return load_tracker(args.model, args.config, args.device)
+
+
+def run_benchmark_davis(args: argparse.Namespace) -> dict:
+    """``siammask-edu benchmark davis``: track, write palette PNGs, evaluate (J, F), report.
+
+    One tracker per object of the first annotation (2016: the binarised annotation is one
+    object), initialised with the bounding rectangle of its pixels (``cv2.boundingRect``,
+    the released DAVIS driver's rule); per frame the objects' ``mask_prob`` maps are merged
+    with the arg-max rule (:func:`~siammask_edu.io.merge_objects`, threshold ``seg_thr``).
+    Frame 0 is written as the given annotation. With ``--max-frames`` the evaluation runs on
+    a view of the ground truth cut to the same frames (links in ``DIR/_groundtruth``).
+
+    Returns:
+        The payload written to ``metrics.json``.
+
+    See book/10_measuring.py.
+    """
+    import cv2
+    import numpy as np
+
+    from . import io
+    from .metrics import davis
+    from .paths import data_root
+
+    root = data_root(args.data)
+    base = davis._davis_folder(root, args.year)
+    out = Path(args.out)
+    anno, jpeg = base / "Annotations" / args.resolution, base / "JPEGImages" / args.resolution
+    if args.sequences:
+        seqs = [s for s in args.sequences.split(",") if s]
+    else:
+        listed = davis._list_sequences(base, args.year, "val", args.resolution)
+        seqs = [s for s in listed if (anno / s).is_dir() and (jpeg / s).is_dir()]
+        absent = [s for s in listed if s not in seqs]
+        if absent:
+            print(f"note: {len(absent)} listed val sequence(s) are not in {base} and are "
+                  f"skipped", file=sys.stderr)
+    if not seqs:
+        raise ValueError(f"empty dataset: no DAVIS sequences under {base}")
+    plan = {}
+    for seq in seqs:
+        frames = io.list_images(jpeg / seq)
+        gts = sorted((anno / seq).glob("*.png"))
+        if not frames or not gts:
+            raise FileNotFoundError(f"sequence {seq}: no frames in {jpeg / seq} or no "
+                                    f"annotations in {anno / seq}")
+        n = min(len(frames), len(gts), args.max_frames or len(frames))
+        if n < 3 - args.keep_last:
+            raise ValueError(f"sequence {seq}: {n} frame(s) leave nothing to evaluate")
+        plan[seq] = (frames[:n], gts[:n])
+    tracker, info = _prepare(args)
+    thr = tracker.config.seg_thr
+    bar = _progress(sum(len(f) - 1 for f, _ in plan.values()), "benchmark davis", args.quiet)
+    t0, n_tracked = time.perf_counter(), 0
+    for seq, (frames, gts) in plan.items():
+        first = davis.read_mask_png(gts[0])
+        labels0 = (first > 0).astype(np.uint8) if args.year == 2016 else np.where(
+            first == 255, 0, first)
+        ids = [int(k) for k in np.unique(labels0) if k > 0]
+        if not ids:
+            raise ValueError(f"sequence {seq}: the first annotation {gts[0]} is empty")
+        f0 = io.read_image(frames[0])
+        trackers = []
+        for k in ids:
+            t = type(tracker)(tracker.model, tracker.config, tracker.device)
+            t.init(f0, cv2.boundingRect((labels0 == k).astype(np.uint8)))
+            trackers.append(t)
+        io.write_palette_png(_mkdir(out / "masks" / seq) / gts[0].name, labels0)
+        for frame_path, gt_path in zip(frames[1:], gts[1:]):
+            frame = io.read_image(frame_path)
+            probs = []
+            for t in trackers:
+                r = t.track(frame)
+                probs.append(r.mask_prob if r.mask_prob is not None
+                             else r.mask.astype(np.float32))
+            lab = io.merge_objects(np.stack(probs), thr)
+            lab = np.asarray(ids, np.uint8)[lab.astype(np.int64) - 1] * (lab > 0)
+            io.write_palette_png(out / "masks" / seq / gt_path.name, lab.astype(np.uint8))
+            n_tracked += 1
+            bar.update(1)
+    bar.close()
+    seconds = time.perf_counter() - t0
+    gt_root = base
+    if args.max_frames:
+        gt_root = out / "_groundtruth"
+        for seq, (_, gts) in plan.items():
+            d = gt_root / "Annotations" / args.resolution / seq
+            d.mkdir(parents=True, exist_ok=True)
+            for g in gts:
+                link = d / g.name
+                if not link.exists():
+                    try:
+                        os.symlink(g.resolve(), link)
+                    except OSError:
+                        link.write_bytes(g.read_bytes())
+    res = davis.evaluate_davis(out / "masks", gt_root, year=args.year, sequences=list(plan),
+                               resolution=args.resolution, exclude_last=not args.keep_last)
+    keys = ["J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay"]
+    g = res.global_metrics
+    table = _table(res.per_object + [{"Sequence": "(global)", **g}], keys, "Sequence")
+    print(table)
+    print(f"J&F-Mean {g['J&F-Mean']:.4f} | {n_tracked} frames in {seconds:.1f} s")
+    payload = {"benchmark": "davis", "year": args.year, "global": g,
+               "per_sequence": res.per_object,
+               "per_frame": {f"{s}_{k}": {"J": j.tolist(), "F": f.tolist()}
+                             for (s, k), (j, f) in res.per_frame.items()},
+               "meta": _meta(args, info, tracker, seconds, n_tracked)}
+    _write_benchmark(out, payload, res.per_object, table)
+    _plot_davis(out / "jf_per_sequence.png", res.per_object)
+    return payload
+
+
+def run_benchmark_vot(args: argparse.Namespace) -> dict:
+    """``siammask-edu benchmark vot``: the supervised reset protocol
+    (:func:`~siammask_edu.metrics.vot.run_supervised`), VOT result files, A / R / EAO.
+
+    Returns:
+        The payload written to ``metrics.json``.
+
+    See book/10_measuring.py.
+    """
+    from . import io
+    from .metrics import vot
+    from .paths import data_root
+
+    root = data_root(args.data) / "vot"
+    out = Path(args.out)
+    if args.sequences:
+        seqs = [s for s in args.sequences.split(",") if s]
+    elif (root / "list.txt").is_file():
+        seqs = [ln.strip() for ln in (root / "list.txt").read_text().splitlines() if ln.strip()]
+    else:
+        seqs = sorted(p.name for p in root.iterdir() if (p / "groundtruth.txt").is_file()) \
+            if root.is_dir() else []
+    if not seqs:
+        raise ValueError(f"empty dataset: no VOT sequences under {root}")
+    plan = {}
+    for seq in seqs:
+        gt_file = root / seq / "groundtruth.txt"
+        if not gt_file.is_file():
+            raise FileNotFoundError(f"no ground truth {gt_file}")
+        color = root / seq / "color"
+        frames = io.list_images(color if color.is_dir() else root / seq)
+        gt = vot.read_trajectory(gt_file)
+        n = min(len(frames), len(gt), args.max_frames or len(frames))
+        if n < 2:
+            raise ValueError(f"sequence {seq}: {n} frame(s) leave nothing to track")
+        plan[seq] = (frames[:n], gt[:n])
+    tracker, info = _prepare(args)
+    bar = _progress(sum(len(f) for f, _ in plan.values()), "benchmark vot", args.quiet)
+    results, sizes, t0 = {}, {}, time.perf_counter()
+
+    def reader(paths):
+        for p in paths:
+            img = io.read_image(p)
+            bar.update(1)
+            yield img
+
+    for seq, (frames, gt) in plan.items():
+        h, w = io.read_image(frames[0]).shape[:2]
+        sizes[seq] = (w, h)
+        traj = vot.run_supervised(tracker, reader(frames), gt)
+        results[seq] = traj
+        vot.write_trajectory(_mkdir(out / "results" / "baseline" / seq) / f"{seq}_001.txt",
+                             traj)
+    bar.close()
+    seconds = time.perf_counter() - t0
+    n_tracked = sum(1 for t in results.values() for r in t if r.size > 1)
+    r = vot.evaluate_vot(results, {s: g for s, (_, g) in plan.items()}, sizes)
+    table = _table(r["per_sequence"], ["accuracy", "failures", "robustness", "n_frames"],
+                   "sequence")
+    eao_txt = ", ".join(f"{k} {v:.4f}" for k, v in r["eao"].items())
+    print(table)
+    print(f"Accuracy {r['accuracy']:.4f} | Lost {r['lost_number']} | Robustness "
+          f"{r['robustness']:.3f} per 100 frames | EAO {eao_txt} | {n_tracked} frames "
+          f"tracked in {seconds:.1f} s")
+    payload = {"benchmark": "vot", **{k: v for k, v in r.items() if k != "curve"},
+               "curve": [float(c) for c in r["curve"]],
+               "eao_intervals": {k: list(vot.EAO_INTERVALS[k]) for k in r["eao"]},
+               "meta": _meta(args, info, tracker, seconds, n_tracked)}
+    _write_benchmark(out, payload, r["per_sequence"], table)
+    _plot_eao(out / "eao_curve.png", r["curve"], r["eao"])
+    return payload
+
+
+def _mkdir(p: Path) -> Path:
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def _write_benchmark(out: Path, payload: dict, rows: list[dict], table: str) -> None:
+    from .io import atomic_open
+    from .metrics.davis import write_csv
+
+    def clean(o):  # strict JSON: NaN (e.g. accuracy with every frame in the burn-in) -> null
+        if isinstance(o, dict):
+            return {str(k): clean(v) for k, v in o.items()}
+        if isinstance(o, (list, tuple)):
+            return [clean(v) for v in o]
+        if hasattr(o, "item") and not isinstance(o, str):
+            o = o.item()
+        return None if isinstance(o, float) and math.isnan(o) else o
+
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_open(out / "metrics.json", "w") as fh:
+        json.dump(clean(payload), fh, indent=2, allow_nan=False)
+    write_csv(out / "per_sequence.csv", rows)
+    (out / "per_sequence.txt").write_text(table + "\n")
+
+
+def _plot_davis(path: Path, rows: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = [r["Sequence"] for r in rows]
+    x = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.8 * len(rows) + 2), 3.2))
+    ax.bar(x - 0.2, [r["J-Mean"] for r in rows], 0.4, label="J (region)")
+    ax.bar(x + 0.2, [r["F-Mean"] for r in rows], 0.4, label="F (boundary)")
+    ax.set_xticks(x, names, rotation=30, ha="right")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("mean over frames")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _plot_eao(path: Path, curve, eaos: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from .metrics.vot import EAO_INTERVALS
+
+    c = np.asarray(curve)
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot(np.arange(1, len(c) + 1), c, lw=1.5)
+    lo, hi = EAO_INTERVALS["VOT2018"]
+    ax.axvspan(lo, hi, color="0.85", label=f"VOT2018 interval {lo}-{hi}")
+    ax.set_xlabel("sequence length N_s (frames)")
+    ax.set_ylabel("expected average overlap")
+    ax.set_title(", ".join(f"EAO {k} {v:.3f}" for k, v in eaos.items()), fontsize=9)
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def cmd_benchmark_davis(args: argparse.Namespace) -> int:
+    run_benchmark_davis(args)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_benchmark_vot(args: argparse.Namespace) -> int:
+    run_benchmark_vot(args)
+    print(f"wrote {args.out}")
+    return 0

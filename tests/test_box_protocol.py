@@ -134,3 +134,73 @@ def test_paper_values_are_the_published_ones():
     assert bp.PAPER_TABLE1["Fixed a.r. Oracle"] == (73.43, 90.15, 62.52)
     assert bp.PAPER_TABLE1["Min-max Oracle"] == (77.70, 88.84, 65.16)
     assert set(bp.ORACLES) <= set(bp.PAPER_TABLE1)
+
+
+# -- the predicted-mask protocol (table1) ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    import torch
+
+    from siammask_edu import build_model
+
+    torch.manual_seed(3)
+    return build_model("tiny").eval()
+
+
+@pytest.fixture(scope="module")
+def bag():
+    from siammask_edu.paths import data_root
+
+    try:
+        return data_root() / "vot" / "bag"
+    except FileNotFoundError as exc:
+        pytest.skip(f"no VOT data: {exc}")
+
+
+def test_table1_frames_protocol_is_seeded_and_reproducible(tiny_model, bag):
+    from siammask_edu import Tracker, boxes
+    from siammask_edu.geometry import search_region, vot_polygon_to_cxcywh
+    from siammask_edu.io import list_images, read_image
+    from siammask_edu.metrics.vot import read_trajectory
+
+    kw = {"frames_per_sequence": 2, "seed": 7, "strategies": ("minmax", "mbr")}
+    a = bp.table1_frames(tiny_model, [bag], **kw)
+    b = bp.table1_frames(tiny_model, [bag], **kw)
+    assert [r["iou"] for r in a] == [r["iou"] for r in b]
+    assert [r["du"] for r in a] != [r["du"] for r in bp.table1_frames(
+        tiny_model, [bag], frames_per_sequence=2, seed=8, strategies=("mbr",))]
+    assert len(a) == 2 and all(1 <= r["frame"] for r in a)
+    for r in a:
+        assert abs(r["du"]) <= 0.25 and abs(r["dx"]) <= 16 and abs(r["dy"]) <= 16
+        assert set(r["iou"]) == {*bp.ORACLES, "SiamMask-Min-max", "SiamMask-MBR"}
+    # redo the first frame by hand, as the docstring describes
+    gts, frames = read_trajectory(bag / "groundtruth.txt"), list_images(bag / "color")
+    r = a[0]
+    t = Tracker(tiny_model, "vot")
+    t.init_polygon(read_image(frames[0]), gts[0])
+    cx, cy, w, h = vot_polygon_to_cxcywh(gts[r["frame"]])
+    size = np.array([w, h]) * 2.0 ** r["du"]
+    k = search_region(size)[1] / 255
+    t.set_target((cx + r["dx"] * k, cy + r["dy"] * k), size)
+    res = t.track(read_image(frames[r["frame"]]))
+    box = boxes.fit_box(res.mask, "mbr")
+    box = res.polygon if box is None else box
+    assert r["iou"]["SiamMask-MBR"] == pytest.approx(bp.polygon_iou(box, gts[r["frame"]]))
+    assert r["iou"]["MBR Oracle"] == pytest.approx(
+        bp.polygon_iou(bp.oracle_mbr(gts[r["frame"]]), gts[r["frame"]]))
+
+
+def test_table1_rows(tiny_model, bag):
+    frames = bp.table1_frames(tiny_model, [bag], frames_per_sequence=2, seed=1,
+                              strategies=("minmax",))
+    rows = bp.table1(tiny_model, [bag], frames_per_sequence=2, seed=1, strategies=("minmax",))
+    assert [r["row"] for r in rows] == [*bp.ORACLES, "SiamMask-Min-max"]
+    mm = rows[-1]
+    assert mm["mIoU"] == pytest.approx(np.mean([f["iou"]["SiamMask-Min-max"] for f in frames]))
+    assert mm["n_frames"] == 2 and mm["paper"] == bp.PAPER_TABLE1["SiamMask-Min-max"]
+    with pytest.raises(ValueError, match="strategies"):
+        bp.table1(tiny_model, [bag], frames_per_sequence=1, strategies=("best",))
+    with pytest.raises(ValueError, match="no sequences"):
+        bp.table1(tiny_model, [])

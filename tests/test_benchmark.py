@@ -1,0 +1,93 @@
+"""``siammask-edu benchmark davis|vot`` on a few frames with a tiny random model."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from siammask_edu import build_model, save_checkpoint
+from siammask_edu.cli import main
+from siammask_edu.metrics import davis, vot
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory):
+    torch.manual_seed(5)
+    return save_checkpoint(build_model("tiny"), tmp_path_factory.mktemp("ck") / "tiny.pth")
+
+
+@pytest.fixture(scope="module")
+def root():
+    from siammask_edu.paths import data_root
+
+    try:
+        return data_root()
+    except FileNotFoundError as exc:
+        pytest.skip(f"no data: {exc}")
+
+
+def test_benchmark_davis_writes_and_evaluates(tiny_ckpt, root, tmp_path):
+    out = tmp_path / "d"
+    rc = main(["benchmark", "davis", "--model", str(tiny_ckpt), "--out", str(out),
+               "--sequences", "blackswan", "--max-frames", "4", "--quiet"])
+    assert rc == 0
+    m = json.loads((out / "metrics.json").read_text())
+    pngs = sorted((out / "masks" / "blackswan").glob("*.png"))
+    assert [p.name for p in pngs] == [f"{i:05d}.png" for i in range(4)]
+    # frames 1, 2 are evaluated (first and last dropped); recompute J from the PNGs
+    gt_dir = root / "davis2016" / "Annotations" / "480p" / "blackswan"
+    j = [davis.jaccard(davis.read_mask_png(pngs[i]) > 0,
+                       davis.read_mask_png(gt_dir / pngs[i].name) > 0) for i in (1, 2)]
+    assert m["global"]["J-Mean"] == pytest.approx(np.mean(j), abs=1e-12)
+    meta = m["meta"]
+    assert meta["model"]["sha256_of"] == "file" and len(meta["model"]["sha256"]) == 64
+    from siammask_edu.config import tracker_config
+
+    assert meta["hyper_parameters"]["seg_thr"] == tracker_config("davis").seg_thr
+    assert meta["frames_tracked"] == 3 and meta["seed"] == 0 and "torch" in meta["versions"]
+    rows = list(csv.DictReader((out / "per_sequence.csv").open()))
+    assert rows[0]["Sequence"] == "blackswan_1"
+    assert (out / "jf_per_sequence.png").stat().st_size > 1000
+
+
+def test_benchmark_vot_writes_vot_results(tiny_ckpt, root, tmp_path):
+    out = tmp_path / "v"
+    rc = main(["benchmark", "vot", "--model", str(tiny_ckpt), "--out", str(out),
+               "--sequences", "bag", "--max-frames", "3", "--quiet"])
+    assert rc == 0
+    traj = vot.read_trajectory(out / "results" / "baseline" / "bag" / "bag_001.txt")
+    assert len(traj) == 3 and traj[0].tolist() == [1.0]
+    m = json.loads((out / "metrics.json").read_text())
+    nf, _ = vot.failures(traj)
+    assert m["lost_number"] == nf and m["n_frames"] == 3
+    assert m["meta"]["hyper_parameters"]["name"] == "vot"
+    assert (out / "eao_curve.png").is_file()
+    assert "bag" in (out / "per_sequence.txt").read_text()
+
+
+def test_benchmark_bad_model_is_one_line(tmp_path, capsys):
+    assert main(["benchmark", "vot", "--model", str(tmp_path / "none.pth"),
+                 "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("siammask-edu benchmark: error:")
+
+
+def test_vot_trax_init_region_rules():
+    from siammask_edu.integrations.vot_trax import init_region
+
+    how, v = init_region("polygon", [(10, 10), (50, 12), (48, 40), (8, 38)])
+    assert how == "polygon" and v.tolist() == [10, 10, 50, 12, 48, 40, 8, 38]
+    how, v = init_region("rectangle", (5, 6, 20, 30))
+    assert how == "box" and v.tolist() == [5, 6, 20, 30]
+    how, v = init_region("polygon", [(0, 0), (10, 0), (12, 5), (10, 10), (0, 10)])
+    assert how == "box" and v.tolist() == [0, 0, 12, 10]
+    m = np.zeros((20, 30), np.uint8)
+    m[4:9, 7:12] = 1  # rows 4..8, cols 7..11
+    how, v = init_region("mask", (m, (100, 50)))
+    assert how == "box" and v.tolist() == [107, 54, 5, 5]
+    with pytest.raises(ValueError, match="empty"):
+        init_region("mask", (np.zeros((3, 3), np.uint8), (0, 0)))
