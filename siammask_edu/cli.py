@@ -121,12 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_track_parser(sub)
+    from .bench import add_bench_parser
     from .cli_eval import add_benchmark_parser, add_eval_parser, add_train_parser
 
     add_eval_parser(sub)
     add_train_parser(sub)
     add_benchmark_parser(sub)
-    __import__("siammask_edu.bench", fromlist=["x"]).add_bench_parser(sub)
+    add_bench_parser(sub)
     return parser
 
 

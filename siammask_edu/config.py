@@ -157,6 +157,12 @@ class TrackerConfig:
             rotated box; otherwise the axis-aligned box is the polygon (released: 100).
         box_strategy: how the rotated box is fitted to the mask: ``"mbr"`` (released),
             ``"minmax"`` or ``"opt"`` (paper Table 1).
+        lost_score: :attr:`TrackResult.lost` is ``score < lost_score``. The default 0.5 is
+            an **uncalibrated default** (the score is a foreground probability; 0.5 is
+            where the score branch calls a RoW background), not a measured value.
+            ``scripts/calibrate_lost.py`` measures a threshold for a given checkpoint on
+            DAVIS-2016 train sequences; a shipped checkpoint that carries one
+            (``extra["lost_score"]``) sets it in :meth:`Tracker.from_pretrained`.
     """
 
     name: str = "davis"
@@ -174,6 +180,7 @@ class TrackerConfig:
     min_size: float = 10.0
     min_polygon_area: float = 100.0
     box_strategy: str = "mbr"
+    lost_score: float = 0.5  # uncalibrated default, see the docstring
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property

@@ -207,6 +207,70 @@ def paste_mask(mask_prob: np.ndarray, crop_box, row: int, col: int, frame_hw, co
                           flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=-1)
 
 
+def paste_window(out_size: int, crop_box, row: int, col: int, frame_hw, config,
+                 margin: int = 3) -> tuple[int, int, int, int]:
+    """Frame rectangle ``(x0, y0, x1, y1)`` (half-open) outside which :func:`paste_mask`
+    writes exactly ``-1``: the projected RoW window plus ``margin`` pixels (bilinear rim and
+    a zero border for contour tracing), clipped to the frame.
+
+    Args:
+        out_size: side of the RoW mask (127 or 63).
+        crop_box, row, col, frame_hw, config: as :func:`paste_mask`.
+        margin: extra pixels on each side (>= 2 keeps contour tracing identical).
+
+    Returns:
+        ``(x0, y0, x1, y1)`` ints, possibly empty (``x1 <= x0``) when the window is off-frame.
+
+    See book/11_speed.py.
+    """
+    H, W = int(frame_hw[0]), int(frame_hw[1])
+    s = crop_box[2] / config.instance_size
+    sub_x = crop_box[0] + (col - config.base_size / 2) * config.total_stride * s
+    sub_y = crop_box[1] + (row - config.base_size / 2) * config.total_stride * s
+    sub_w = s * config.exemplar_size
+    # paste_mask's map: x = (W - 1) / W * (sub_x + u * sub_w / out_size), likewise y
+    ax, ay = (W - 1) / W, (H - 1) / H
+    step = sub_w / out_size
+    lo_x, hi_x = ax * (sub_x - step), ax * (sub_x + (out_size + 1) * step)
+    lo_y, hi_y = ay * (sub_y - step), ay * (sub_y + (out_size + 1) * step)
+    if not all(np.isfinite(v) for v in (lo_x, hi_x, lo_y, hi_y)):
+        return 0, 0, W, H
+    x0 = int(max(0, min(W, np.floor(lo_x) - margin)))
+    y0 = int(max(0, min(H, np.floor(lo_y) - margin)))
+    x1 = int(max(0, min(W, np.ceil(hi_x) + margin + 1)))
+    y1 = int(max(0, min(H, np.ceil(hi_y) + margin + 1)))
+    return x0, y0, x1, y1
+
+
+def _mask_and_polygon_in_window(mask_prob: np.ndarray, win, config):
+    """``mask_prob > seg_thr`` and :func:`~siammask_edu.boxes.fit_box` computed on the
+    window only (contours traced with an offset, so the points are frame pixels)."""
+    from .boxes import _minmax, _opt
+
+    x0, y0, x1, y1 = win
+    mask = np.zeros(mask_prob.shape, dtype=bool)
+    if x1 <= x0 or y1 <= y0:
+        return mask, None
+    sub = mask_prob[y0:y1, x0:x1] > float(config.seg_thr)
+    mask[y0:y1, x0:x1] = sub
+    contours, _ = cv2.findContours(sub.view(np.uint8), cv2.RETR_EXTERNAL,
+                                   cv2.CHAIN_APPROX_NONE, offset=(x0, y0))
+    if len(contours) == 0:
+        return mask, None
+    areas = [cv2.contourArea(c) for c in contours]
+    best = int(np.argmax(areas))
+    if not areas[best] > float(config.min_polygon_area):
+        return mask, None
+    points = contours[best].reshape(-1, 2)
+    if config.box_strategy == "minmax":
+        return mask, _minmax(points)
+    if config.box_strategy == "mbr":
+        return mask, cv2.boxPoints(cv2.minAreaRect(points)).astype(np.float32)
+    if config.box_strategy == "opt":
+        return mask, _opt(points)
+    raise ValueError(f"unknown box strategy {config.box_strategy!r}")
+
+
 def box_polygon(center, size) -> np.ndarray:
     """Axis-aligned rectangle of a ``(cx, cy)``, ``(w, h)`` state as 4 corners TL, TR, BR, BL
     (released fallback polygon; float64).
@@ -261,7 +325,7 @@ class StepOutput:
 
 def postprocess_step(score_logits, delta, mask_logits_at: Callable[[int, int], Any] | None,
                      center, size, frame_hw, config, anchors: np.ndarray,
-                     window: np.ndarray) -> StepOutput:
+                     window: np.ndarray, window_only: bool = True) -> StepOutput:
     """Released ``siamese_track`` after the forward pass, for one frame.
 
     Args:
@@ -272,6 +336,11 @@ def postprocess_step(score_logits, delta, mask_logits_at: Callable[[int, int], A
         center, size: previous (clamped) state, frame pixels.
         frame_hw: ``(H, W)`` of the frame.
         config, anchors, window: tracker configuration and its constants.
+        window_only: threshold the mask and trace its contours only on the projected RoW
+            window (:func:`paste_window`) instead of the whole frame; the outputs are
+            identical (outside the window ``mask_prob`` is exactly -1). The paste itself
+            stays full-frame: OpenCV's ``warpAffine`` is not bit-identical under a shifted
+            or smaller destination.
 
     Returns:
         :class:`StepOutput`. If the update is not finite (a network producing NaN/inf), the
@@ -296,8 +365,13 @@ def postprocess_step(score_logits, delta, mask_logits_at: Callable[[int, int], A
         m = round(logits.numel() ** 0.5)
         prob = logits.sigmoid().reshape(m, m).cpu().numpy()
         mask_prob = paste_mask(prob, crop_box, dec.row, dec.col, frame_hw, config)
-        mask = mask_prob > float(config.seg_thr)
-        polygon = fit_box(mask, config.box_strategy, float(config.min_polygon_area))
+        if window_only and float(config.seg_thr) >= -1:
+            mask, polygon = _mask_and_polygon_in_window(
+                mask_prob, paste_window(m, crop_box, dec.row, dec.col, frame_hw, config),
+                config)
+        else:
+            mask = mask_prob > float(config.seg_thr)
+            polygon = fit_box(mask, config.box_strategy, float(config.min_polygon_area))
     source = "mask" if polygon is not None else "box"
     if polygon is None:
         polygon = box_polygon(dec.center, dec.size).astype(np.float32)
@@ -317,6 +391,7 @@ __all__ = [
     "decode_boxes",
     "fg_probability",
     "paste_mask",
+    "paste_window",
     "postprocess_step",
     "select_anchor",
 ]

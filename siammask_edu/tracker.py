@@ -62,6 +62,9 @@ class TrackResult:
         polygon_source: ``"mask"`` or ``"box"``.
         center, size: the clamped state ``(cx, cy)``, ``(w, h)``.
         kept_previous: the network gave a non-finite box; the previous state was kept.
+        lost: ``score < config.lost_score``: the tracker is guessing rather than tracking
+            (see :attr:`~siammask_edu.config.TrackerConfig.lost_score` for where the
+            threshold comes from). The state is updated all the same.
 
     See book/07_online_tracker.py.
     """
@@ -76,6 +79,7 @@ class TrackResult:
     center: tuple[float, float]
     size: tuple[float, float]
     kept_previous: bool = False
+    lost: bool = False
 
     def _repr_html_(self) -> str:
         h, w = self.mask.shape
@@ -104,6 +108,12 @@ class Tracker:
         device: torch device of the network.
         color_order: ``"rgb"`` (default) or ``"bgr"`` for the frames given to this tracker.
         crop_rounding: ``"python"`` (released) or ``"half_up"`` (pysot) crop placement.
+        fast: ``True`` (default): the exact fast path: no dense mask head, exemplar kernels
+            computed once, mask and polygon on the RoW's window. ``"fold_all"``: also run a
+            BatchNorm-folded NHWC copy of the model (``self.model``, shared by the trackers
+            of one model; faster, but outside the equivalence tolerance). ``False``:
+            the released work (exemplar convolutions and the dense mask head every frame,
+            full-frame thresholding). See book/11_speed.py.
 
     Several trackers may share one model: the template, window, padding colour, state and
     frame size live in the tracker. ``init`` again starts afresh.
@@ -115,7 +125,8 @@ class Tracker:
     """
 
     def __init__(self, model, config: str | TrackerConfig = "davis", device="cpu",
-                 color_order: str = "rgb", crop_rounding: str = "python") -> None:
+                 color_order: str = "rgb", crop_rounding: str = "python",
+                 fast: bool | str = True) -> None:
         if getattr(model, "box_head", None) is None:
             raise ValueError("Tracker needs a three-branch SiamMask (score, box and mask heads)")
         self.config = tracker_config(config) if isinstance(config, str) else config
@@ -125,6 +136,11 @@ class Tracker:
             raise ValueError(f"crop_rounding must be 'python' or 'half_up', got {crop_rounding!r}")
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
+        self.fast = bool(fast)
+        if fast == "fold_all" and isinstance(model, torch.nn.Module):  # opt-in, not exact
+            from .export.fold import inference_model
+
+            self.model = inference_model(model, self.device, "all", channels_last=True)
         self.color_order = color_order
         self.crop_rounding = crop_rounding
         self.anchors, self.window = anchors_for(self.config)
@@ -146,6 +162,44 @@ class Tracker:
 
         model = load_released_checkpoint(path, preset, map_location=device)
         return cls(model, config, device, color_order)
+
+    @classmethod
+    def from_pretrained(cls, name: str = "lite", config: str | TrackerConfig = "davis",
+                        device="cpu", color_order: str = "rgb", weights=None) -> Tracker:
+        """A tracker on the weights shipped inside the package (offline, no download).
+
+        The file is ``siammask_edu/weights/siammask_<name>.pth`` read with
+        :mod:`importlib.resources`, unless ``weights`` or the environment variable
+        ``SIAMMASK_EDU_WEIGHTS`` (a file, or a folder holding ``siammask_<name>.pth``)
+        points elsewhere. If the file carries a calibrated ``lost_score`` (written by
+        ``scripts/export_lite.py``) and ``config`` is a preset name, the threshold is set
+        in the tracker's config; a :class:`TrackerConfig` passed in is used as given.
+
+        Args:
+            name: ``"lite"`` (SiamMask-Lite, EfficientNet-Lite0).
+            config: tracker preset name or :class:`TrackerConfig`.
+            device, color_order: as :class:`Tracker`.
+            weights: explicit checkpoint path (wins over the environment variable and the
+                shipped file).
+
+        Raises:
+            ValueError: an unknown ``name``.
+            FileNotFoundError: the weights are not in this build (and none were given).
+
+        See book/09_training_lite.py.
+        """
+        from importlib import resources
+
+        from .checkpoint import load_checkpoint, read_state_file
+
+        with resources.as_file(pretrained_path(name, weights)) as path:
+            model = load_checkpoint(path, map_location=device)
+            extra = read_state_file(path).get("extra") or {}
+        cfg = tracker_config(config) if isinstance(config, str) else config
+        lost = extra.get("lost_score")
+        if isinstance(config, str) and isinstance(lost, (int, float)):
+            cfg = cfg.replace(lost_score=float(lost))
+        return cls(model, cfg, device, color_order)
 
     # -- state ------------------------------------------------------------------------
     @property
@@ -271,7 +325,11 @@ class Tracker:
         x = self._search_crop(bgr).to(self.device)
         model = self.model
         with torch.inference_mode():
-            out = model.track(x, self._exemplar, mask_head=False)
+            ex = self._exemplar
+            if not self.fast and hasattr(model, "heads"):
+                # released work: the exemplar convolutions and the dense mask head per frame
+                ex = type(ex)(ex.zf, {n: h.kernel(ex.zf) for n, h in model.heads().items()})
+            out = model.track(x, ex, mask_head=not self.fast)
             if model.refine is not None:
                 def mask_fn(r, c):
                     return model.refine_at(out, r, c)
@@ -279,7 +337,13 @@ class Tracker:
                 def mask_fn(r, c):
                     return model.mask_at(out, r, c)
             step = postprocess_step(out.score, out.delta, mask_fn, self._center, self._size,
-                                    self._frame_hw, self.config, self.anchors, self.window)
+                                    self._frame_hw, self.config, self.anchors, self.window,
+                                    window_only=self.fast)
+        return self._apply_step(step)
+
+    def _apply_step(self, step) -> TrackResult:
+        """Adopt a post-processed step as the new state and wrap it (shared with
+        :class:`~siammask_edu.multi.MultiTracker`)."""
         self._center, self._size = step.center, step.size
         cx, cy = float(step.center[0]), float(step.center[1])
         w, h = float(step.size[0]), float(step.size[1])
@@ -288,7 +352,8 @@ class Tracker:
                            box=(cx - w / 2, cy - h / 2, w, h),
                            score=min(1.0, max(0.0, d.score)), row_col=(d.row, d.col),
                            polygon_source=step.polygon_source, center=(cx, cy), size=(w, h),
-                           kept_previous=step.kept_previous)
+                           kept_previous=step.kept_previous,
+                           lost=bool(d.score < self.config.lost_score))
 
     def track_sequence(self, frames: Iterable, box: Sequence[float]) -> Iterator[TrackResult]:
         """Init on the first frame, then yield one :class:`TrackResult` per later frame.
@@ -320,4 +385,56 @@ class Tracker:
             yield self.track(frame)
 
 
-__all__ = ["TrackResult", "Tracker", "as_bgr_uint8"]
+PRETRAINED = {"lite": "siammask_lite.pth"}
+WEIGHTS_ENV = "SIAMMASK_EDU_WEIGHTS"
+
+
+def pretrained_path(name: str = "lite", weights=None):
+    """Where :meth:`Tracker.from_pretrained` finds the weights of ``name``.
+
+    Order: ``weights`` (a file), ``$SIAMMASK_EDU_WEIGHTS`` (a file, or a folder holding
+    ``siammask_<name>.pth``), then the file shipped in the package
+    (``importlib.resources``: ``siammask_edu/weights/siammask_<name>.pth``).
+
+    Returns:
+        pathlib.Path of an existing file (for the shipped file, the
+        ``importlib.resources`` Traversable: a Path for an installed package; open it with
+        ``importlib.resources.as_file``).
+
+    Raises:
+        ValueError: an unknown ``name``.
+        FileNotFoundError: the file is missing (the message says how to get weights).
+
+    See book/09_training_lite.py.
+    """
+    import os
+    from importlib import resources
+    from pathlib import Path
+
+    if name not in PRETRAINED:
+        raise ValueError(f"unknown pretrained model {name!r}; expected one of {sorted(PRETRAINED)}")
+    fname = PRETRAINED[name]
+    if weights is not None:
+        p = Path(weights).expanduser()
+        if not p.is_file():
+            raise FileNotFoundError(f"weights file {p} does not exist")
+        return p
+    env = os.environ.get(WEIGHTS_ENV)
+    if env:
+        p = Path(env).expanduser()
+        p = p / fname if p.is_dir() else p
+        if not p.is_file():
+            raise FileNotFoundError(f"${WEIGHTS_ENV} points to {p}, which does not exist")
+        return p
+    shipped = resources.files("siammask_edu").joinpath("weights", fname)
+    if not shipped.is_file():
+        raise FileNotFoundError(
+            f"the SiamMask-Lite weights are not in this build (no weights/{fname} in the "
+            "siammask_edu package); train them with `siammask-edu train "
+            "configs/train_lite.json` and export them with `python scripts/export_lite.py`, "
+            f"or pass a checkpoint: Tracker.from_pretrained({name!r}, weights=PATH), "
+            f"${WEIGHTS_ENV}=PATH or Tracker.from_checkpoint(PATH)")
+    return shipped
+
+
+__all__ = ["TrackResult", "Tracker", "as_bgr_uint8", "pretrained_path"]

@@ -107,3 +107,25 @@ def test_load_shipped_sample_matches_its_recipe():
 def test_unknown_sample_lists_the_available_ones():
     with pytest.raises(FileNotFoundError, match="synthetic_ellipse"):
         data.load_sample("no_such_clip")
+
+
+def test_bunny_clip_loads_with_its_box_on_the_grey_rabbit():
+    """The Big Buck Bunny excerpt (data_samples/bunny, CC BY 3.0, see its README)."""
+    s = data.load_sample("bunny")
+    video = s.path / "bunny.mp4"
+    assert video.is_file() and video.stat().st_size <= 2 * 1024 * 1024
+    assert len(s) == 132 and s.fps == pytest.approx(25.0) and s.masks is None
+    assert all(f.shape == (360, 640, 3) and f.dtype == np.uint8 for f in s.frames)
+    assert s.box == (118.0, 128.0, 146.0, 150.0) and s.boxes.shape == (1, 4)
+    x, y, w, h = map(int, s.box)
+    assert x >= 0 and y >= 0 and x + w <= 640 and y + h <= 360
+    # the middle of the box is the grey rabbit, not the saturated green grass around it
+    hsv = cv2.cvtColor(s.frames[0], cv2.COLOR_RGB2HSV)
+    centre = hsv[y + 2 * h // 5:y + 3 * h // 5, x + 2 * w // 5:x + 3 * w // 5]
+    grass = (hsv[..., 0] > 25) & (hsv[..., 0] < 45) & (hsv[..., 1] > 100)
+    assert grass.mean() > 0.3 and centre[..., 1].mean() < 0.6 * hsv[..., 1].mean()
+    assert not (grass[y + 2 * h // 5:y + 3 * h // 5, x + 2 * w // 5:x + 3 * w // 5]).any()
+    # the rabbit steps out and grows: later frames differ from the first
+    assert np.abs(s.frames[-1].astype(int) - s.frames[0]).mean() > 10
+    readme = (s.path / "README.md").read_text()
+    assert "Big Buck Bunny © Blender Foundation | www.bigbuckbunny.org, CC BY 3.0" in readme

@@ -146,7 +146,8 @@ def test_box_outside_and_partly_outside(model):
     with pytest.raises(ValueError, match="outside"):
         Tracker(model).init(f, (-50, 10, 50, 20))  # touches x = 0 only
     t = Tracker(model)
-    t.init(f, (-10, 100, 40, 40))  # clipped to x 0..30, y 100..120
+    with pytest.warns(UserWarning, match="extends beyond"):
+        t.init(f, (-10, 100, 40, 40))  # clipped to x 0..30, y 100..120
     assert t.center == (15.0, 110.0) and t.size == (30.0, 20.0)
     assert isinstance(t.track(frames()[1]), TrackResult)
 

@@ -1,0 +1,375 @@
+"""Speed benchmark: where a tracked frame's time goes (``siammask-edu bench``).
+
+Each configuration (preset x threads x path) runs in a fresh subprocess (clean peak memory,
+its own thread count) on a fixed real sequence, DAVIS-2016 ``car-shadow`` (854x480, init
+box ``(313, 88, 342, 194)``). Frames are decoded before timing (decoding and drawing are
+excluded); the first ``warmup`` tracked frames are not timed. Per frame it records, in
+milliseconds of wall clock (device-synchronised): ``crop`` (search crop), ``backbone``
+(backbone + adjust layer), ``heads`` (correlations and heads; the released path also
+recomputes the exemplar kernels and the dense 3969-channel mask head), ``refine``
+(refinement or mask head at the chosen RoW), ``post`` (decode, penalties, paste-back,
+threshold, contours, box fit) and ``total``; plus the process CPU time per frame.
+
+Paths: ``released`` (``Tracker(fast=False)``, the work the released code does), ``fast``
+(the exact default), ``fold_all`` (BatchNorm folded everywhere + NHWC; not exact enough
+for the equivalence tests). Batched multi-object throughput (object-frames/s) is measured
+with :class:`~siammask_edu.multi.MultiTracker` for ``--objects``. Speed is asserted here
+(``--min-speedup``), never in unit tests.
+
+    siammask-edu bench --presets sharp lite --threads 1 2 --paths released fast --json out.json
+
+See book/11_speed.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from datetime import datetime, timezone
+
+import numpy as np
+import torch
+
+SEQUENCE = "car-shadow"
+INIT_BOX = (313.0, 88.0, 342.0, 194.0)
+PRESETS = ("sharp", "base", "lite")
+PATHS = ("released", "fast", "fold_all")
+SECTIONS = ("crop", "backbone", "heads", "refine", "post")
+
+
+def load_frames(n_frames: int = 40, sequence: str = SEQUENCE) -> list[np.ndarray]:
+    """The first ``n_frames`` BGR uint8 frames of a DAVIS-2016 sequence (decoded once).
+
+    Raises:
+        FileNotFoundError: the shared data is not available.
+
+    See book/11_speed.py.
+    """
+    import cv2
+
+    from .paths import davis_sequence
+
+    frames_dir, _ = davis_sequence(sequence)
+    files = sorted(frames_dir.glob("*.jpg"))[:n_frames]
+    if not files:
+        raise FileNotFoundError(f"no frames in {frames_dir}")
+    return [cv2.imread(str(p)) for p in files]
+
+
+def load_model(preset: str, checkpoint: str | None = None):
+    """The network of a preset: ``checkpoint`` if given; for ``sharp``/``base`` the seeded
+    released checkpoint of the reference fixtures when present; otherwise untrained (speed
+    does not depend on the weights).
+
+    Returns:
+        ``(model, weights_description)``.
+
+    Raises:
+        ValueError: an unknown preset.
+
+    See book/11_speed.py.
+    """
+    from .checkpoint import load_checkpoint, load_released_checkpoint
+    from .models import build_model
+
+    if preset not in PRESETS and checkpoint is None:
+        raise ValueError(f"unknown preset {preset!r}; expected one of {PRESETS}")
+    if checkpoint is not None:
+        try:
+            return load_released_checkpoint(checkpoint, preset), str(checkpoint)
+        except (KeyError, RuntimeError, ValueError):  # our own checkpoint format
+            return load_checkpoint(checkpoint), str(checkpoint)
+    if preset in ("sharp", "base"):
+        try:
+            from .paths import reference_root
+
+            ck = reference_root() / "fixtures" / "siammask_sharp_seed1.f16.pth"
+            if ck.is_file():
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    return (load_released_checkpoint(ck, preset, strict=False),
+                            "seeded released checkpoint (fixtures)")
+        except FileNotFoundError:
+            pass
+    torch.manual_seed(0)
+    return build_model(preset), "untrained (build_model)"
+
+
+def _timed_track(tracker, bgr: np.ndarray, sw) -> object:
+    """One :meth:`Tracker.track` step with each section timed (same work, same result)."""
+    from .models.siammask import Exemplar, SearchOutputs
+    from .postprocess import postprocess_step
+
+    model = tracker.model
+    with sw("crop"):
+        x = tracker._search_crop(bgr).to(tracker.device)
+    refine_ms = []
+    with torch.inference_mode():
+        with sw("backbone"):
+            feats = model.backbone(x)
+            xf = model.neck(feats[3])
+        with sw("heads"):
+            ex = tracker._exemplar
+            if not tracker.fast:
+                ex = Exemplar(ex.zf, {n: h.kernel(ex.zf) for n, h in model.heads().items()})
+            score = model.score_head.head(model.score_head.correlate(ex.kernels["score"], xf))
+            delta = model.box_head.head(model.box_head.correlate(ex.kernels["box"], xf))
+            corr = model.mask_head.correlate(ex.kernels["mask"], xf)
+            dense = model.mask_head.head(corr) if not tracker.fast else None
+        out = SearchOutputs(score, delta, dense, corr, xf, feats)
+
+        def mask_fn(r, c):
+            t0 = time.perf_counter()
+            res = model.refine_at(out, r, c) if model.refine is not None \
+                else model.mask_at(out, r, c)
+            refine_ms.append(1000 * (time.perf_counter() - t0))
+            return res
+
+        t0 = time.perf_counter()
+        step = postprocess_step(score, delta, mask_fn, tracker._center, tracker._size,
+                                tracker._frame_hw, tracker.config, tracker.anchors,
+                                tracker.window, window_only=tracker.fast)
+        post = 1000 * (time.perf_counter() - t0)
+    sw.ms.setdefault("refine", []).append(sum(refine_ms))
+    sw.ms.setdefault("post", []).append(post - sum(refine_ms))
+    return tracker._apply_step(step)
+
+
+def run_single(preset: str, threads: int, path: str, n_frames: int = 40, warmup: int = 3,
+               checkpoint: str | None = None, device: str = "cpu") -> dict:
+    """Time one configuration in this process (see the module docstring).
+
+    Returns:
+        dict with per-section ``median_ms`` / ``mean_ms``, ``fps``, ``cpu_ms_per_frame``,
+        ``peak_rss_mib``, ``template_ms`` and the run's environment.
+
+    Raises:
+        ValueError: an unknown path or preset.
+
+    See book/11_speed.py.
+    """
+    from .timing import Stopwatch, peak_memory
+    from .tracker import Tracker
+
+    if path not in PATHS:
+        raise ValueError(f"unknown path {path!r}; expected one of {PATHS}")
+    torch.set_num_threads(threads)
+    model, weights = load_model(preset, checkpoint)
+    frames = load_frames(n_frames)
+    fast = {"released": False, "fast": True, "fold_all": "fold_all"}[path]
+    tracker = Tracker(model, "davis", device=device, color_order="bgr", fast=fast)
+    t0 = time.perf_counter()
+    tracker.init(frames[0], INIT_BOX)
+    template_ms = 1000 * (time.perf_counter() - t0)
+    sw = Stopwatch(device)
+    totals, cpu = [], []
+    for i, f in enumerate(frames[1:]):
+        if i == warmup:
+            sw.reset()
+            totals, cpu = [], []
+        c0, w0 = time.process_time(), time.perf_counter()
+        _timed_track(tracker, f, sw)
+        totals.append(1000 * (time.perf_counter() - w0))
+        cpu.append(1000 * (time.process_time() - c0))
+    res = {"kind": "single", "preset": preset, "threads": threads, "path": path,
+           "weights": weights, "frames_timed": len(totals), "warmup": warmup,
+           "template_ms": template_ms}
+    for k in SECTIONS:
+        v = sw.ms.get(k, [0.0])
+        res[f"{k}_median_ms"] = statistics.median(v)
+        res[f"{k}_mean_ms"] = statistics.fmean(v)
+    res["total_median_ms"] = statistics.median(totals)
+    res["total_min_ms"] = min(totals)
+    res["total_mean_ms"] = statistics.fmean(totals)
+    res["fps"] = 1000.0 / res["total_mean_ms"]
+    res["cpu_ms_per_frame"] = statistics.median(cpu)
+    res.update(peak_memory(device))
+    res.update(environment(device))
+    return res
+
+
+def run_multi(preset: str, threads: int, n_objects: int, n_frames: int = 20, warmup: int = 2,
+              checkpoint: str | None = None, device: str = "cpu") -> dict:
+    """Batched throughput: ``n_objects`` targets (boxes spread around the init box) tracked
+    by one :class:`~siammask_edu.multi.MultiTracker`; object-frames per second.
+
+    See book/11_speed.py.
+    """
+    from .multi import MultiTracker
+    from .timing import peak_memory, synchronize
+
+    torch.set_num_threads(threads)
+    model, weights = load_model(preset, checkpoint)
+    frames = load_frames(n_frames)
+    x, y, w, h = INIT_BOX
+    boxes = [(x + 40 * np.cos(k) - 20, y + 30 * np.sin(k), w * 0.6, h * 0.6)
+             for k in range(n_objects)]
+    mt = MultiTracker(model, "davis", device=device, color_order="bgr")
+    mt.init(frames[0], boxes)
+    times = []
+    for i, f in enumerate(frames[1:]):
+        t0 = time.perf_counter()
+        mt.track(f)
+        synchronize(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    res = {"kind": "multi", "preset": preset, "threads": threads, "objects": n_objects,
+           "weights": weights, "frames_timed": len(times),
+           "ms_per_frame": 1000 * statistics.fmean(times),
+           "object_frames_per_s": n_objects * len(times) / sum(times)}
+    res.update(peak_memory(device))
+    res.update(environment(device))
+    return res
+
+
+def environment(device="cpu") -> dict:
+    """Device, threads and versions of this run (recorded with every row).
+
+    See book/11_speed.py.
+    """
+    import cv2
+
+    dev = torch.device(device)
+    name = platform.processor() or platform.machine()
+    if dev.type == "cuda" and torch.cuda.is_available():
+        name = torch.cuda.get_device_name(dev)
+    return {"device": str(dev), "device_name": name, "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "numpy": np.__version__, "opencv": cv2.__version__,
+            "python": platform.python_version(),
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d")}
+
+
+def _worker(spec: dict) -> dict:
+    if spec["kind"] == "multi":
+        return run_multi(spec["preset"], spec["threads"], spec["objects"], spec["frames"],
+                         checkpoint=spec.get("checkpoint"), device=spec["device"])
+    return run_single(spec["preset"], spec["threads"], spec["path"], spec["frames"],
+                      checkpoint=spec.get("checkpoint"), device=spec["device"])
+
+
+def run_isolated(spec: dict) -> dict:
+    """Run one configuration in a fresh Python process and return its row.
+
+    Raises:
+        RuntimeError: the worker failed (its stderr is in the message).
+
+    See book/11_speed.py.
+    """
+    proc = subprocess.run([sys.executable, "-m", "siammask_edu.bench", "--worker",
+                           json.dumps(spec)], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench worker failed for {spec}:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def format_table(rows: list[dict]) -> str:
+    """Markdown tables of single-object rows (ms/frame split, fps, peak RSS) and of
+    batched rows (object-frames/s).
+
+    See book/11_speed.py.
+    """
+    out = []
+    single = [r for r in rows if r["kind"] == "single"]
+    if single:
+        out.append("| preset | thr | path | crop | backbone | heads | refine | post | "
+                   "total (median) | fps | CPU ms/frame | peak RSS MiB |")
+        out.append("|" + "---|" * 12)
+        for r in single:
+            out.append(
+                f"| {r['preset']} | {r['threads']} | {r['path']} | "
+                + " | ".join(f"{r[f'{k}_median_ms']:.1f}" for k in SECTIONS)
+                + f" | {r['total_median_ms']:.1f} | {r['fps']:.2f} | "
+                f"{r['cpu_ms_per_frame']:.1f} | {r['peak_rss_mib']:.0f} |")
+    multi = [r for r in rows if r["kind"] == "multi"]
+    if multi:
+        out.append("")
+        out.append("| preset | thr | N | ms/frame | object-frames/s | peak RSS MiB |")
+        out.append("|---|---|---|---|---|---|")
+        for r in multi:
+            out.append(f"| {r['preset']} | {r['threads']} | {r['objects']} | "
+                       f"{r['ms_per_frame']:.1f} | {r['object_frames_per_s']:.2f} | "
+                       f"{r['peak_rss_mib']:.0f} |")
+    return "\n".join(out)
+
+
+def add_bench_parser(sub) -> argparse.ArgumentParser:
+    """Register ``siammask-edu bench`` on a sub-parsers object.
+
+    See book/11_speed.py.
+    """
+    p = sub.add_parser("bench", help="time the tracker per frame (crop, network, post)",
+                       description=__doc__.splitlines()[0])
+    _add_arguments(p)
+    p.set_defaults(func=_run_cli)
+    return p
+
+
+def _add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--presets", nargs="+", default=["sharp", "lite"], choices=PRESETS)
+    p.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    p.add_argument("--paths", nargs="+", default=["released", "fast"], choices=PATHS)
+    p.add_argument("--frames", type=int, default=40, help="frames of car-shadow (<= 40)")
+    p.add_argument("--objects", nargs="*", type=int, default=[],
+                   help="batched multi-object runs with these N (e.g. 1 2 5 10)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--checkpoint", default=None, help="weights for every preset")
+    p.add_argument("--json", default=None, help="write all rows to this JSON file")
+    p.add_argument("--min-speedup", type=float, default=None,
+                   help="fail (exit 1) unless fast is this much faster than released")
+
+
+def _run_cli(args) -> int:
+    rows = []
+    for preset in args.presets:
+        for thr in args.threads:
+            for path in args.paths:
+                spec = {"kind": "single", "preset": preset, "threads": thr, "path": path,
+                        "frames": args.frames, "device": args.device,
+                        "checkpoint": args.checkpoint}
+                rows.append(run_isolated(spec))
+                print(format_table([rows[-1]]).splitlines()[-1], flush=True)
+            for n in args.objects:
+                spec = {"kind": "multi", "preset": preset, "threads": thr, "objects": n,
+                        "frames": min(args.frames, 20), "device": args.device,
+                        "checkpoint": args.checkpoint}
+                rows.append(run_isolated(spec))
+    print(format_table(rows))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(rows, fh, indent=2)
+    if args.min_speedup is not None:
+        ok = True
+        for r in rows:
+            if r["kind"] == "single" and r["path"] == "fast":
+                base = [q for q in rows if q["kind"] == "single" and q["path"] == "released"
+                        and q["preset"] == r["preset"] and q["threads"] == r["threads"]]
+                if base:
+                    sp = base[0]["total_median_ms"] / r["total_median_ms"]
+                    print(f"{r['preset']} {r['threads']} threads: speed-up {sp:.2f}x")
+                    ok &= sp >= args.min_speedup
+        return 0 if ok else 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m siammask_edu.bench`` and ``benchmarks/bench.py``.
+
+    See book/11_speed.py.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--worker"]:
+        print(json.dumps(_worker(json.loads(argv[1]))))
+        return 0
+    p = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
+    _add_arguments(p)
+    return _run_cli(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""Batched multi-object tracking: N targets of one video in one forward pass.
+
+:class:`MultiTracker` keeps one :class:`~siammask_edu.tracker.Tracker` per target (state,
+template, window, padding colour) and, per frame, cuts the N search crops, stacks them into
+one ``(N, 3, 255, 255)`` batch, runs the backbone and the heads once on the batch with the
+N exemplar kernels stacked, then post-processes each target on its own slice (refinement at
+each target's own RoW). The results equal N independent trackers up to float rounding of
+the batched convolutions (same RoW, boxes within 1e-3 px on the test sequences).
+
+The released DAVIS-2017 driver tracks each object id with its own tracker and merges the
+maps by arg-max; :func:`merge_masks` is that merge.
+
+See book/11_speed.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from .models.siammask import Exemplar, SearchOutputs
+from .postprocess import postprocess_step
+from .tracker import Tracker, TrackResult
+
+
+def slice_outputs(out: SearchOutputs, i: int) -> SearchOutputs:
+    """Target ``i`` of a batched :class:`SearchOutputs` (views, batch 1).
+
+    See book/11_speed.py.
+    """
+    sl = slice(i, i + 1)
+    return SearchOutputs(
+        out.score[sl], None if out.delta is None else out.delta[sl],
+        None if out.mask_logits is None else out.mask_logits[sl], out.mask_corr[sl],
+        out.xf[sl], [f[sl] for f in out.features])
+
+
+def stack_exemplars(exemplars: Sequence[Exemplar]) -> Exemplar:
+    """Concatenate batch-1 exemplars into one batch-N :class:`Exemplar` (kernels and ``zf``;
+    backbone features are not needed for tracking and are dropped).
+
+    Raises:
+        ValueError: for an empty sequence.
+
+    See book/11_speed.py.
+    """
+    if not exemplars:
+        raise ValueError("need at least one exemplar")
+    names = exemplars[0].kernels.keys()
+    return Exemplar(zf=torch.cat([e.zf for e in exemplars]),
+                    kernels={n: torch.cat([e.kernels[n] for e in exemplars]) for n in names})
+
+
+class MultiTracker:
+    """Track N targets of one video with one batched forward pass per frame.
+
+    Args:
+        model, config, device, color_order, crop_rounding, fast: as
+            :class:`~siammask_edu.tracker.Tracker` (shared by all targets; with ``fast`` the
+            BN-folded copy is built once).
+        max_batch: split the N crops into forward passes of at most this many (memory cap);
+            ``None``: all at once.
+
+    Raises:
+        ValueError: as :class:`~siammask_edu.tracker.Tracker`, or ``max_batch < 1``.
+
+    See book/11_speed.py.
+    """
+
+    def __init__(self, model, config="davis", device="cpu", color_order: str = "rgb",
+                 crop_rounding: str = "python", fast: bool = True,
+                 max_batch: int | None = None) -> None:
+        if max_batch is not None and max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1 or None, got {max_batch}")
+        self._kw = {"config": config, "device": device, "color_order": color_order,
+                    "crop_rounding": crop_rounding, "fast": fast}
+        self._source = model
+        probe = Tracker(model, **self._kw)
+        self.model, self.config, self.device = probe.model, probe.config, probe.device
+        self.fast, self.max_batch = fast, max_batch
+        self.trackers: list[Tracker] = []
+        self._batched: Exemplar | None = None
+
+    def __len__(self) -> int:
+        return len(self.trackers)
+
+    def init(self, frame, boxes: Sequence[Sequence[float]]) -> None:
+        """Start tracking one target per box (``(x, y, w, h)`` or 8-number VOT polygons).
+
+        Raises:
+            ValueError: no boxes, or a bad frame / box (as :meth:`Tracker.init`).
+
+        See book/11_speed.py.
+        """
+        if len(boxes) == 0:
+            raise ValueError("need at least one box")
+        trackers = []
+        for box in boxes:
+            t = Tracker(self._source, **self._kw)
+            if np.size(box) == 8:
+                t.init_polygon(frame, box)
+            else:
+                t.init(frame, box)
+            trackers.append(t)
+        self.trackers = trackers
+        self._batched = stack_exemplars([t._exemplar for t in trackers])
+
+    def track(self, frame) -> list[TrackResult]:
+        """Track every target into ``frame``; one :class:`TrackResult` per target, in the
+        order of the init boxes.
+
+        Raises:
+            RuntimeError: before :meth:`init`.
+            ValueError: a bad frame or a frame size different from the init frame's.
+
+        See book/11_speed.py.
+        """
+        if not self.trackers:
+            raise RuntimeError("call MultiTracker.init(frame, boxes) first")
+        bgr = self.trackers[0]._frame_bgr(frame)
+        n = len(self.trackers)
+        step_n = n if self.max_batch is None else self.max_batch
+        results: list[TrackResult] = []
+        for lo in range(0, n, step_n):
+            results.extend(self._track_chunk(bgr, lo, min(n, lo + step_n)))
+        return results
+
+    def _track_chunk(self, bgr: np.ndarray, lo: int, hi: int) -> list[TrackResult]:
+        trackers = self.trackers[lo:hi]
+        x = torch.cat([t._search_crop(bgr) for t in trackers]).to(self.device)
+        ex = self._batched
+        if (lo, hi) != (0, len(self.trackers)):
+            ex = Exemplar(zf=ex.zf[lo:hi], kernels={k: v[lo:hi] for k, v in ex.kernels.items()})
+        model = self.model
+        steps = []
+        with torch.inference_mode():
+            out = model.track(x, ex, mask_head=False)
+            for i, t in enumerate(trackers):
+                oi = slice_outputs(out, i)
+                if model.refine is not None:
+                    def mask_fn(r, c, oi=oi):
+                        return model.refine_at(oi, r, c)
+                else:
+                    def mask_fn(r, c, oi=oi):
+                        return model.mask_at(oi, r, c)
+                steps.append(postprocess_step(oi.score, oi.delta, mask_fn, t._center, t._size,
+                                              t._frame_hw, t.config, t.anchors, t.window,
+                                              window_only=self.fast))
+        return [t._apply_step(s) for t, s in zip(trackers, steps)]
+
+
+def merge_masks(results: Sequence[TrackResult], seg_thr: float) -> np.ndarray:
+    """Released DAVIS-2017 fusion: label ``argmax_k mask_prob_k + 1`` where the maximum is
+    ``> seg_thr``, else 0 (background).
+
+    Args:
+        results: one :class:`TrackResult` per object id, in id order (``mask_prob`` set).
+        seg_thr: the tracker's ``config.seg_thr``.
+
+    Returns:
+        np.ndarray[H, W] uint8 labels (0 = background, k = object k).
+
+    Raises:
+        ValueError: no results or a result without ``mask_prob``.
+
+    See book/11_speed.py.
+    """
+    if not results or any(r.mask_prob is None for r in results):
+        raise ValueError("need at least one result, each with mask_prob")
+    probs = np.stack([r.mask_prob for r in results])
+    label = probs.argmax(0).astype(np.uint8) + 1
+    label[probs.max(0) <= seg_thr] = 0
+    return label
+
+
+__all__ = ["MultiTracker", "merge_masks", "slice_outputs", "stack_exemplars"]
