@@ -12,11 +12,14 @@ threshold, contours, box fit) and ``total``; plus the process CPU time per frame
 
 Paths: ``released`` (``Tracker(fast=False)``, the work the released code does), ``fast``
 (the exact default), ``fold_all`` (BatchNorm folded everywhere + NHWC; not exact enough
-for the equivalence tests). Batched multi-object throughput (object-frames/s) is measured
-with :class:`~siammask_edu.multi.MultiTracker` for ``--objects``. Speed is asserted here
-(``--min-speedup``), never in unit tests.
+for the equivalence tests). Precisions (``--precision``): ``fp32`` (exact), ``bf16``
+(autocast; CPU or CUDA), ``fp16`` (CUDA only), see ``Tracker(precision=...)``; every
+path is run at every precision. Batched multi-object throughput (object-frames/s) is
+measured with :class:`~siammask_edu.multi.MultiTracker` for ``--objects``. Speed is
+asserted here (``--min-speedup``, fp32 rows), never in unit tests.
 
     siammask-edu bench --presets sharp lite --threads 1 2 --paths released fast --json out.json
+    siammask-edu bench --presets lite --threads 2 --paths fast --precision fp32 bf16
 
 See book/11_speed.py.
 """
@@ -40,6 +43,7 @@ SEQUENCE = "car-shadow"
 INIT_BOX = (313.0, 88.0, 342.0, 194.0)
 PRESETS = ("sharp", "base", "lite")
 PATHS = ("released", "fast", "fold_all")
+PRECISIONS = ("fp32", "bf16", "fp16")  # = siammask_edu.tracker.PRECISIONS
 SECTIONS = ("crop", "backbone", "heads", "refine", "post")
 
 
@@ -105,29 +109,34 @@ def _timed_track(tracker, bgr: np.ndarray, sw) -> object:
     """One :meth:`Tracker.track` step with each section timed (same work, same result)."""
     from .models.siammask import Exemplar, SearchOutputs
     from .postprocess import postprocess_step
+    from .tracker import to_float32
 
     model = tracker.model
     with sw("crop"):
         x = tracker._search_crop(bgr).to(tracker.device)
     refine_ms = []
     with torch.inference_mode():
-        with sw("backbone"):
+        with sw("backbone"), tracker._autocast():
             feats = model.backbone(x)
             xf = model.neck(feats[3])
         with sw("heads"):
-            ex = tracker._exemplar
-            if not tracker.fast:
-                ex = Exemplar(ex.zf, {n: h.kernel(ex.zf) for n, h in model.heads().items()})
-            score = model.score_head.head(model.score_head.correlate(ex.kernels["score"], xf))
-            delta = model.box_head.head(model.box_head.correlate(ex.kernels["box"], xf))
-            corr = model.mask_head.correlate(ex.kernels["mask"], xf)
-            dense = model.mask_head.head(corr) if not tracker.fast else None
-        out = SearchOutputs(score, delta, dense, corr, xf, feats)
+            with tracker._autocast():
+                ex = tracker._exemplar
+                if not tracker.fast:
+                    ex = Exemplar(ex.zf, {n: h.kernel(ex.zf) for n, h in model.heads().items()})
+                score = model.score_head.head(
+                    model.score_head.correlate(ex.kernels["score"], xf))
+                delta = model.box_head.head(model.box_head.correlate(ex.kernels["box"], xf))
+                corr = model.mask_head.correlate(ex.kernels["mask"], xf)
+                dense = model.mask_head.head(corr) if not tracker.fast else None
+            # back to float32 before post-processing (a no-op in fp32), as Tracker.track
+            out = to_float32(SearchOutputs(score, delta, dense, corr, xf, feats))
+        score, delta = out.score, out.delta
+        at = tracker._mask_fn(out)
 
         def mask_fn(r, c):
             t0 = time.perf_counter()
-            res = model.refine_at(out, r, c) if model.refine is not None \
-                else model.mask_at(out, r, c)
+            res = at(r, c)
             refine_ms.append(1000 * (time.perf_counter() - t0))
             return res
 
@@ -142,15 +151,17 @@ def _timed_track(tracker, bgr: np.ndarray, sw) -> object:
 
 
 def run_single(preset: str, threads: int, path: str, n_frames: int = 40, warmup: int = 3,
-               checkpoint: str | None = None, device: str = "cpu") -> dict:
-    """Time one configuration in this process (see the module docstring).
+               checkpoint: str | None = None, device: str = "cpu",
+               precision: str = "fp32") -> dict:
+    """Time one configuration in this process (see the module docstring); ``precision``
+    as ``Tracker(precision=...)``.
 
     Returns:
-        dict with per-section ``median_ms`` / ``mean_ms``, ``fps``, ``cpu_ms_per_frame``,
-        ``peak_rss_mib``, ``template_ms`` and the run's environment.
+        dict with ``precision``, per-section ``median_ms`` / ``mean_ms``, ``fps``,
+        ``cpu_ms_per_frame``, ``peak_rss_mib``, ``template_ms`` and the run's environment.
 
     Raises:
-        ValueError: an unknown path or preset.
+        ValueError: an unknown path, preset or precision (or fp16 off CUDA).
 
     See book/11_speed.py.
     """
@@ -163,7 +174,8 @@ def run_single(preset: str, threads: int, path: str, n_frames: int = 40, warmup:
     model, weights = load_model(preset, checkpoint)
     frames = load_frames(n_frames)
     fast = {"released": False, "fast": True, "fold_all": "fold_all"}[path]
-    tracker = Tracker(model, "davis", device=device, color_order="bgr", fast=fast)
+    tracker = Tracker(model, "davis", device=device, color_order="bgr", fast=fast,
+                      precision=precision)
     t0 = time.perf_counter()
     tracker.init(frames[0], INIT_BOX)
     template_ms = 1000 * (time.perf_counter() - t0)
@@ -178,8 +190,8 @@ def run_single(preset: str, threads: int, path: str, n_frames: int = 40, warmup:
         totals.append(1000 * (time.perf_counter() - w0))
         cpu.append(1000 * (time.process_time() - c0))
     res = {"kind": "single", "preset": preset, "threads": threads, "path": path,
-           "weights": weights, "frames_timed": len(totals), "warmup": warmup,
-           "template_ms": template_ms}
+           "precision": precision, "weights": weights, "frames_timed": len(totals),
+           "warmup": warmup, "template_ms": template_ms}
     for k in SECTIONS:
         v = sw.ms.get(k, [0.0])
         res[f"{k}_median_ms"] = statistics.median(v)
@@ -195,9 +207,14 @@ def run_single(preset: str, threads: int, path: str, n_frames: int = 40, warmup:
 
 
 def run_multi(preset: str, threads: int, n_objects: int, n_frames: int = 20, warmup: int = 2,
-              checkpoint: str | None = None, device: str = "cpu") -> dict:
+              checkpoint: str | None = None, device: str = "cpu",
+              precision: str = "fp32") -> dict:
     """Batched throughput: ``n_objects`` targets (boxes spread around the init box) tracked
-    by one :class:`~siammask_edu.multi.MultiTracker`; object-frames per second.
+    by one :class:`~siammask_edu.multi.MultiTracker` at ``precision``; object-frames per
+    second.
+
+    Raises:
+        ValueError: an unknown preset or precision (or fp16 off CUDA).
 
     See book/11_speed.py.
     """
@@ -210,7 +227,7 @@ def run_multi(preset: str, threads: int, n_objects: int, n_frames: int = 20, war
     x, y, w, h = INIT_BOX
     boxes = [(x + 40 * np.cos(k) - 20, y + 30 * np.sin(k), w * 0.6, h * 0.6)
              for k in range(n_objects)]
-    mt = MultiTracker(model, "davis", device=device, color_order="bgr")
+    mt = MultiTracker(model, "davis", device=device, color_order="bgr", precision=precision)
     mt.init(frames[0], boxes)
     times = []
     for i, f in enumerate(frames[1:]):
@@ -220,7 +237,7 @@ def run_multi(preset: str, threads: int, n_objects: int, n_frames: int = 20, war
         if i >= warmup:
             times.append(time.perf_counter() - t0)
     res = {"kind": "multi", "preset": preset, "threads": threads, "objects": n_objects,
-           "weights": weights, "frames_timed": len(times),
+           "precision": precision, "weights": weights, "frames_timed": len(times),
            "ms_per_frame": 1000 * statistics.fmean(times),
            "object_frames_per_s": n_objects * len(times) / sum(times)}
     res.update(peak_memory(device))
@@ -248,9 +265,11 @@ def environment(device="cpu") -> dict:
 def _worker(spec: dict) -> dict:
     if spec["kind"] == "multi":
         return run_multi(spec["preset"], spec["threads"], spec["objects"], spec["frames"],
-                         checkpoint=spec.get("checkpoint"), device=spec["device"])
+                         checkpoint=spec.get("checkpoint"), device=spec["device"],
+                         precision=spec.get("precision", "fp32"))
     return run_single(spec["preset"], spec["threads"], spec["path"], spec["frames"],
-                      checkpoint=spec.get("checkpoint"), device=spec["device"])
+                      checkpoint=spec.get("checkpoint"), device=spec["device"],
+                      precision=spec.get("precision", "fp32"))
 
 
 def run_isolated(spec: dict) -> dict:
@@ -277,22 +296,25 @@ def format_table(rows: list[dict]) -> str:
     out = []
     single = [r for r in rows if r["kind"] == "single"]
     if single:
-        out.append("| preset | thr | path | crop | backbone | heads | refine | post | "
-                   "total (median) | fps | CPU ms/frame | peak RSS MiB |")
-        out.append("|" + "---|" * 12)
+        out.append("| preset | thr | path | precision | crop | backbone | heads | refine | "
+                   "post | total (median) | fps | CPU ms/frame | peak RSS MiB |")
+        out.append("|" + "---|" * 13)
         for r in single:
             out.append(
                 f"| {r['preset']} | {r['threads']} | {r['path']} | "
+                f"{r.get('precision', 'fp32')} | "
                 + " | ".join(f"{r[f'{k}_median_ms']:.1f}" for k in SECTIONS)
                 + f" | {r['total_median_ms']:.1f} | {r['fps']:.2f} | "
                 f"{r['cpu_ms_per_frame']:.1f} | {r['peak_rss_mib']:.0f} |")
     multi = [r for r in rows if r["kind"] == "multi"]
     if multi:
         out.append("")
-        out.append("| preset | thr | N | ms/frame | object-frames/s | peak RSS MiB |")
-        out.append("|---|---|---|---|---|---|")
+        out.append("| preset | thr | N | precision | ms/frame | object-frames/s | "
+                   "peak RSS MiB |")
+        out.append("|" + "---|" * 7)
         for r in multi:
             out.append(f"| {r['preset']} | {r['threads']} | {r['objects']} | "
+                       f"{r.get('precision', 'fp32')} | "
                        f"{r['ms_per_frame']:.1f} | {r['object_frames_per_s']:.2f} | "
                        f"{r['peak_rss_mib']:.0f} |")
     return "\n".join(out)
@@ -314,6 +336,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--presets", nargs="+", default=["sharp", "lite"], choices=PRESETS)
     p.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     p.add_argument("--paths", nargs="+", default=["released", "fast"], choices=PATHS)
+    p.add_argument("--precision", nargs="+", default=["fp32"], choices=PRECISIONS,
+                   help="network arithmetic(s) to time: fp32 (exact), bf16, fp16 (CUDA)")
     p.add_argument("--frames", type=int, default=40, help="frames of car-shadow (<= 40)")
     p.add_argument("--objects", nargs="*", type=int, default=[],
                    help="batched multi-object runs with these N (e.g. 1 2 5 10)")
@@ -325,20 +349,26 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _run_cli(args) -> int:
+    from .tracker import check_precision
+
+    for prec in args.precision:  # fail before any worker starts (fp16 needs CUDA)
+        check_precision(prec, args.device)
     rows = []
     for preset in args.presets:
         for thr in args.threads:
             for path in args.paths:
-                spec = {"kind": "single", "preset": preset, "threads": thr, "path": path,
-                        "frames": args.frames, "device": args.device,
-                        "checkpoint": args.checkpoint}
-                rows.append(run_isolated(spec))
-                print(format_table([rows[-1]]).splitlines()[-1], flush=True)
+                for prec in args.precision:
+                    spec = {"kind": "single", "preset": preset, "threads": thr, "path": path,
+                            "precision": prec, "frames": args.frames, "device": args.device,
+                            "checkpoint": args.checkpoint}
+                    rows.append(run_isolated(spec))
+                    print(format_table([rows[-1]]).splitlines()[-1], flush=True)
             for n in args.objects:
-                spec = {"kind": "multi", "preset": preset, "threads": thr, "objects": n,
-                        "frames": min(args.frames, 20), "device": args.device,
-                        "checkpoint": args.checkpoint}
-                rows.append(run_isolated(spec))
+                for prec in args.precision:
+                    spec = {"kind": "multi", "preset": preset, "threads": thr, "objects": n,
+                            "precision": prec, "frames": min(args.frames, 20),
+                            "device": args.device, "checkpoint": args.checkpoint}
+                    rows.append(run_isolated(spec))
     print(format_table(rows))
     if args.json:
         with open(args.json, "w") as fh:
@@ -346,8 +376,9 @@ def _run_cli(args) -> int:
     if args.min_speedup is not None:
         ok = True
         for r in rows:
-            if r["kind"] == "single" and r["path"] == "fast":
+            if r["kind"] == "single" and r["path"] == "fast" and r["precision"] == "fp32":
                 base = [q for q in rows if q["kind"] == "single" and q["path"] == "released"
+                        and q["precision"] == "fp32"
                         and q["preset"] == r["preset"] and q["threads"] == r["threads"]]
                 if base:
                     sp = base[0]["total_median_ms"] / r["total_median_ms"]

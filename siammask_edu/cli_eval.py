@@ -7,13 +7,14 @@
 * ``siammask-edu eval vot --data ROOT --results DIR [--out DIR]``: VOT accuracy, failures,
   robustness and EAO of result files ``DIR/<sequence>/<sequence>_001.txt`` (or
   ``DIR/baseline/<sequence>/…``), ground truth from ``ROOT/vot/<sequence>/groundtruth.txt``;
-* ``siammask-edu benchmark davis|vot [--data ROOT] [--model lite|PATH] --out DIR``: runs the
-  tracker over the sequences and evaluates it (DAVIS: one tracker per object from the
-  first annotation's bounding box, masks merged with the arg-max rule and written as palette
-  PNGs ``DIR/masks/<sequence>/<frame>.png``; VOT: the supervised reset protocol,
-  ``DIR/results/baseline/<sequence>/<sequence>_001.txt``), then writes ``metrics.json``
-  (every number, plus versions, device, seed, the model's sha256 and the tracker's
-  hyper-parameters), ``per_sequence.csv``, ``per_sequence.txt`` and a plot
+* ``siammask-edu benchmark davis|vot [--data ROOT] [--model lite|PATH] [--precision P]
+  --out DIR``: runs the tracker over the sequences and evaluates it (DAVIS: one target per
+  object from the first annotation's bounding box, all objects of a sequence tracked in one
+  batched forward pass per frame (:class:`~siammask_edu.multi.MultiTracker`), masks merged
+  with the arg-max rule and written as palette PNGs ``DIR/masks/<sequence>/<frame>.png``;
+  VOT: the supervised reset protocol, ``DIR/results/baseline/<sequence>/<sequence>_001.txt``),
+  then writes ``metrics.json`` (every number, plus versions, device, precision, seed, the
+  model's sha256 and the tracker's hyper-parameters), ``per_sequence.csv``, ``per_sequence.txt`` and a plot
   (``jf_per_sequence.png`` or ``eao_curve.png``). ``--max-frames N`` keeps the first N frames
   of every sequence (the evaluation then treats them as the whole sequence);
 * ``siammask-edu train CONFIG [--resume [RUN_DIR]] [--data ROOT]``.
@@ -193,6 +194,9 @@ def add_benchmark_parser(subparsers) -> argparse.ArgumentParser:
         b.add_argument("--config", default=name,
                        help=f"tracker preset (default: {name}; also vot-ld, base)")
         b.add_argument("--device", default="cpu")
+        b.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+                       help="network arithmetic: fp32 (default, exact), bf16 (autocast), "
+                       "fp16 (CUDA only); see Tracker(precision=...)")
         b.add_argument("--seed", type=int, default=0, help="torch/numpy seed (recorded)")
         b.add_argument("--quiet", action="store_true", help="no progress bar")
         if name == "davis":
@@ -214,10 +218,12 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def load_tracker(spec: str, config: str = "davis", device: str = "cpu"):
+def load_tracker(spec: str, config: str = "davis", device: str = "cpu",
+                 precision: str = "fp32"):
     """The tracker of ``--model``: ``"lite"`` (``Tracker.from_pretrained("lite")``, the
     shipped SiamMask-Lite weights with their calibrated settings) or a checkpoint path
-    (:meth:`~siammask_edu.Tracker.from_checkpoint`: released or our own files).
+    (:meth:`~siammask_edu.Tracker.from_checkpoint`: released or our own files), with
+    ``precision`` (``"fp32"``, ``"bf16"``, ``"fp16"``: see :class:`~siammask_edu.Tracker`).
 
     Returns:
         ``(tracker, info)``: a :class:`~siammask_edu.Tracker` (model in eval mode on
@@ -226,7 +232,8 @@ def load_tracker(spec: str, config: str = "davis", device: str = "cpu"):
         file cannot be read back).
 
     Raises:
-        ValueError: ``lite`` in a version without ``Tracker.from_pretrained``.
+        ValueError: ``lite`` in a version without ``Tracker.from_pretrained``; an invalid
+            ``precision`` or one the device does not support (``fp16`` on a CPU).
         FileNotFoundError: a missing checkpoint, or ``lite`` weights absent from this build.
 
     See book/10_measuring.py.
@@ -236,13 +243,15 @@ def load_tracker(spec: str, config: str = "davis", device: str = "cpu"):
     from . import tracker as tracker_mod
 
     Tracker = tracker_mod.Tracker
+    tracker_mod.check_precision(precision, device)
     path = None
     if spec == "lite":
         if not hasattr(Tracker, "from_pretrained"):
             raise ValueError("--model lite: this version ships no pretrained SiamMask-Lite "
                              "weights (Tracker.from_pretrained is missing); pass a checkpoint "
                              "path instead")
-        tracker = Tracker.from_pretrained("lite", config=config, device=device)
+        tracker = Tracker.from_pretrained("lite", config=config, device=device,
+                                          precision=precision)
         locate = getattr(tracker_mod, "pretrained_path", None)
         if locate is not None:
             try:
@@ -257,7 +266,8 @@ def load_tracker(spec: str, config: str = "davis", device: str = "cpu"):
         path = Path(spec)
         if not path.is_file():
             raise FileNotFoundError(f"--model {spec}: no such checkpoint file")
-        tracker = Tracker.from_checkpoint(path, config=config, device=device)
+        tracker = Tracker.from_checkpoint(path, config=config, device=device,
+                                          precision=precision)
         sha = _sha256(path)
     info = {"spec": spec, "path": str(path) if path is not None else None}
     if path is not None and sha is not None:
@@ -286,7 +296,8 @@ def _meta(args, model_info: dict, tracker, seconds: float, n_frames: int) -> dic
         "versions": {"siammask_edu": __version__, "python": platform.python_version(),
                      "torch": torch.__version__, "numpy": np.__version__,
                      "opencv": cv2.__version__, "platform": platform.platform()},
-        "device": str(tracker.device), "torch_threads": torch.get_num_threads(),
+        "device": str(tracker.device), "precision": tracker.precision,
+        "torch_threads": torch.get_num_threads(),
         "seed": args.seed, "model": model_info,
         "hyper_parameters": dataclasses.asdict(tracker.config),
         "max_frames": args.max_frames, "seconds": seconds, "frames_tracked": n_frames,
@@ -315,16 +326,21 @@ def _prepare(args):
 
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
-    return load_tracker(args.model, args.config, args.device)
+    return load_tracker(args.model, args.config, args.device,
+                        getattr(args, "precision", "fp32"))
 
 
 def run_benchmark_davis(args: argparse.Namespace) -> dict:
     """``siammask-edu benchmark davis``: track, write palette PNGs, evaluate (J, F), report.
 
-    One tracker per object of the first annotation (2016: the binarised annotation is one
+    One target per object of the first annotation (2016: the binarised annotation is one
     object), initialised with the bounding rectangle of its pixels (``cv2.boundingRect``,
-    the released DAVIS driver's rule); per frame the objects' ``mask_prob`` maps are merged
-    with the arg-max rule (:func:`~siammask_edu.io.merge_objects`, threshold ``seg_thr``).
+    the released DAVIS driver's rule). The released driver runs one tracker per object;
+    here the objects of a sequence share one :class:`~siammask_edu.multi.MultiTracker`
+    (their N search crops in one batched forward pass per frame, each target keeping its
+    own state; the same results up to the float rounding of batched convolutions, see
+    :mod:`siammask_edu.multi`). Per frame the objects' ``mask_prob`` maps are merged with
+    the arg-max rule (:func:`~siammask_edu.io.merge_objects`, threshold ``seg_thr``).
     Frame 0 is written as the given annotation. With ``--max-frames`` the evaluation runs on
     a view of the ground truth cut to the same frames (links in ``DIR/_groundtruth``).
 
@@ -338,6 +354,7 @@ def run_benchmark_davis(args: argparse.Namespace) -> dict:
 
     from . import io
     from .metrics import davis
+    from .multi import MultiTracker
     from .paths import data_root
 
     root = data_root(args.data)
@@ -378,19 +395,14 @@ def run_benchmark_davis(args: argparse.Namespace) -> dict:
         if not ids:
             raise ValueError(f"sequence {seq}: the first annotation {gts[0]} is empty")
         f0 = io.read_image(frames[0])
-        trackers = []
-        for k in ids:
-            t = type(tracker)(tracker.model, tracker.config, tracker.device)
-            t.init(f0, cv2.boundingRect((labels0 == k).astype(np.uint8)))
-            trackers.append(t)
+        multi = MultiTracker(tracker.model, tracker.config, tracker.device,
+                             precision=tracker.precision)
+        multi.init(f0, [cv2.boundingRect((labels0 == k).astype(np.uint8)) for k in ids])
         io.write_palette_png(_mkdir(out / "masks" / seq) / gts[0].name, labels0)
         for frame_path, gt_path in zip(frames[1:], gts[1:]):
             frame = io.read_image(frame_path)
-            probs = []
-            for t in trackers:
-                r = t.track(frame)
-                probs.append(r.mask_prob if r.mask_prob is not None
-                             else r.mask.astype(np.float32))
+            probs = [r.mask_prob if r.mask_prob is not None else r.mask.astype(np.float32)
+                     for r in multi.track(frame)]
             lab = io.merge_objects(np.stack(probs), thr)
             lab = np.asarray(ids, np.uint8)[lab.astype(np.int64) - 1] * (lab > 0)
             io.write_palette_png(out / "masks" / seq / gt_path.name, lab.astype(np.uint8))

@@ -22,7 +22,7 @@ import torch
 
 from .models.siammask import Exemplar, SearchOutputs
 from .postprocess import postprocess_step
-from .tracker import Tracker, TrackResult
+from .tracker import Tracker, TrackResult, to_float32
 
 
 def slice_outputs(out: SearchOutputs, i: int) -> SearchOutputs:
@@ -60,25 +60,32 @@ class MultiTracker:
         model, config, device, color_order, crop_rounding, fast: as
             :class:`~siammask_edu.tracker.Tracker` (shared by all targets; with ``fast`` the
             BN-folded copy is built once).
+        precision: ``"fp32"`` (default, exact), ``"bf16"`` or ``"fp16"`` (CUDA only), as
+            :class:`~siammask_edu.tracker.Tracker`: the templates, the batched search
+            forward and each target's refinement run under that autocast; outputs are
+            converted to float32 before post-processing.
         max_batch: split the N crops into forward passes of at most this many (memory cap);
             ``None``: all at once.
 
     Raises:
-        ValueError: as :class:`~siammask_edu.tracker.Tracker`, or ``max_batch < 1``.
+        ValueError: as :class:`~siammask_edu.tracker.Tracker` (precision included), or
+            ``max_batch < 1``.
 
     See book/11_speed.py.
     """
 
     def __init__(self, model, config="davis", device="cpu", color_order: str = "rgb",
                  crop_rounding: str = "python", fast: bool = True,
-                 max_batch: int | None = None) -> None:
+                 max_batch: int | None = None, precision: str = "fp32") -> None:
         if max_batch is not None and max_batch < 1:
             raise ValueError(f"max_batch must be >= 1 or None, got {max_batch}")
         self._kw = {"config": config, "device": device, "color_order": color_order,
-                    "crop_rounding": crop_rounding, "fast": fast}
+                    "crop_rounding": crop_rounding, "fast": fast, "precision": precision}
         self._source = model
         probe = Tracker(model, **self._kw)
+        self._probe = probe
         self.model, self.config, self.device = probe.model, probe.config, probe.device
+        self.precision = probe.precision
         self.fast, self.max_batch = fast, max_batch
         self.trackers: list[Tracker] = []
         self._batched: Exemplar | None = None
@@ -136,15 +143,11 @@ class MultiTracker:
         model = self.model
         steps = []
         with torch.inference_mode():
-            out = model.track(x, ex, mask_head=False)
+            with self._probe._autocast():
+                out = to_float32(model.track(x, ex, mask_head=False))
             for i, t in enumerate(trackers):
                 oi = slice_outputs(out, i)
-                if model.refine is not None:
-                    def mask_fn(r, c, oi=oi):
-                        return model.refine_at(oi, r, c)
-                else:
-                    def mask_fn(r, c, oi=oi):
-                        return model.mask_at(oi, r, c)
+                mask_fn = self._probe._mask_fn(oi)
                 steps.append(postprocess_step(oi.score, oi.delta, mask_fn, t._center, t._size,
                                               t._frame_hw, t.config, t.anchors, t.window,
                                               window_only=self.fast))

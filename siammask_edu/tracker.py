@@ -24,6 +24,8 @@ See book/07_online_tracker.py.
 from __future__ import annotations
 
 import base64
+import contextlib
+import dataclasses
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -42,6 +44,66 @@ from .geometry import (
     vot_polygon_to_cxcywh,
 )
 from .postprocess import postprocess_step
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def check_precision(precision: str, device) -> str:
+    """Validate a tracker ``precision`` for ``device``; returns it unchanged.
+
+    ``"fp32"`` runs anywhere; ``"bf16"`` on a CPU or a CUDA device; ``"fp16"`` on a CUDA
+    device only (float16 autocast on a CPU is slow and untested here: use ``"bf16"``).
+
+    Raises:
+        ValueError: a value not in :data:`PRECISIONS`, or a precision the device type
+            does not support (the message names the alternative).
+
+    See book/11_speed.py.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(map(repr, PRECISIONS))}, "
+                         f"got {precision!r}")
+    kind = torch.device(device).type
+    if precision == "fp16" and kind != "cuda":
+        raise ValueError(f"precision='fp16' needs a CUDA device, got device {kind!r}; use "
+                         "precision='bf16' on a CPU (or 'fp32', the exact path)")
+    if precision == "bf16" and kind not in ("cpu", "cuda"):
+        raise ValueError(f"precision='bf16' runs on a CPU or a CUDA device, got device "
+                         f"{kind!r}; use precision='fp32'")
+    return precision
+
+
+def autocast_for(precision: str, device):
+    """The context the network calls of a tracker run in: :func:`contextlib.nullcontext`
+    for ``"fp32"`` (no autocast: the exact path), else ``torch.autocast(device_type,
+    dtype=bfloat16 | float16)``. ``precision`` is assumed valid (:func:`check_precision`).
+
+    See book/11_speed.py.
+    """
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=_AUTOCAST_DTYPES[precision])
+
+
+def to_float32(obj):
+    """Every floating tensor of a network output back to float32: a Tensor, a list / tuple /
+    dict of them, or a dataclass (:class:`~siammask_edu.models.siammask.Exemplar`,
+    :class:`~siammask_edu.models.siammask.SearchOutputs`; a new instance, same fields).
+    Float32 tensors are returned as they are (no copy), so fp32 outputs are untouched.
+
+    See book/11_speed.py.
+    """
+    if isinstance(obj, torch.Tensor):
+        return obj.float() if obj.is_floating_point() and obj.dtype != torch.float32 else obj
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_float32(v) for v in obj)
+    if isinstance(obj, dict):
+        return {k: to_float32(v) for k, v in obj.items()}
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.replace(obj, **{f.name: to_float32(getattr(obj, f.name))
+                                           for f in dataclasses.fields(obj) if f.init})
+    return obj
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,19 +176,30 @@ class Tracker:
             of one model; faster, but outside the equivalence tolerance). ``False``:
             the released work (exemplar convolutions and the dense mask head every frame,
             full-frame thresholding). See book/11_speed.py.
+        precision: arithmetic of the network calls (template, search branch and heads,
+            refinement / mask head at the chosen RoW). ``"fp32"`` (default): no autocast,
+            the exact path that the equivalence tests check against the released code.
+            ``"bf16"`` (CPU or CUDA): the calls run under ``torch.autocast(bfloat16)``
+            (on a CPU with AMX / AVX512-BF16 oneDNN uses the bf16 instructions; without
+            them bf16 is emulated and can be slower than fp32). ``"fp16"``: float16
+            autocast, CUDA only. Every network output is converted back to float32
+            (:func:`to_float32`) before post-processing, which stays exactly as in fp32
+            (float32 / float64 numpy). Not exact: boxes and masks move slightly (the
+            measured differences and speed are in book/11_speed.py).
 
     Several trackers may share one model: the template, window, padding colour, state and
     frame size live in the tracker. ``init`` again starts afresh.
 
     Raises:
-        ValueError: for a two-branch model, an unknown preset or colour order.
+        ValueError: for a two-branch model, an unknown preset, colour order or precision,
+            or a precision the device does not support (``"fp16"`` on a CPU).
 
     See book/07_online_tracker.py.
     """
 
     def __init__(self, model, config: str | TrackerConfig = "davis", device="cpu",
                  color_order: str = "rgb", crop_rounding: str = "python",
-                 fast: bool | str = True) -> None:
+                 fast: bool | str = True, precision: str = "fp32") -> None:
         if getattr(model, "box_head", None) is None:
             raise ValueError("Tracker needs a three-branch SiamMask (score, box and mask heads)")
         self.config = tracker_config(config) if isinstance(config, str) else config
@@ -135,6 +208,7 @@ class Tracker:
         if crop_rounding not in ("python", "half_up"):
             raise ValueError(f"crop_rounding must be 'python' or 'half_up', got {crop_rounding!r}")
         self.device = torch.device(device)
+        self.precision = check_precision(precision, self.device)
         self.model = model.to(self.device).eval()
         self.fast = bool(fast)
         if fast == "fold_all" and isinstance(model, torch.nn.Module):  # opt-in, not exact
@@ -152,20 +226,27 @@ class Tracker:
 
     @classmethod
     def from_checkpoint(cls, path, config: str | TrackerConfig = "davis", device="cpu",
-                        color_order: str = "rgb", preset=None) -> Tracker:
+                        color_order: str = "rgb", preset=None,
+                        precision: str = "fp32") -> Tracker:
         """A tracker on a released (or our own) checkpoint, see
-        :func:`~siammask_edu.checkpoint.load_released_checkpoint` (``preset`` is passed on).
+        :func:`~siammask_edu.checkpoint.load_released_checkpoint` (``preset`` is passed on;
+        ``precision`` as :class:`Tracker`).
+
+        Raises:
+            ValueError: an invalid ``precision`` (checked before the file is read).
 
         See book/07_online_tracker.py.
         """
         from .checkpoint import load_released_checkpoint
 
+        check_precision(precision, device)
         model = load_released_checkpoint(path, preset, map_location=device)
-        return cls(model, config, device, color_order)
+        return cls(model, config, device, color_order, precision=precision)
 
     @classmethod
     def from_pretrained(cls, name: str = "lite", config: str | TrackerConfig = "davis",
-                        device="cpu", color_order: str = "rgb", weights=None) -> Tracker:
+                        device="cpu", color_order: str = "rgb", weights=None,
+                        precision: str = "fp32") -> Tracker:
         """A tracker on the weights shipped inside the package (offline, no download).
 
         The file is ``siammask_edu/weights/siammask_<name>.pth`` read with
@@ -181,9 +262,11 @@ class Tracker:
             device, color_order: as :class:`Tracker`.
             weights: explicit checkpoint path (wins over the environment variable and the
                 shipped file).
+            precision: ``"fp32"`` (exact), ``"bf16"`` or ``"fp16"`` (CUDA), as
+                :class:`Tracker`.
 
         Raises:
-            ValueError: an unknown ``name``.
+            ValueError: an unknown ``name`` or an invalid ``precision``.
             FileNotFoundError: the weights are not in this build (and none were given).
 
         See book/09_training_lite.py.
@@ -192,6 +275,7 @@ class Tracker:
 
         from .checkpoint import load_checkpoint, read_state_file
 
+        check_precision(precision, device)
         with resources.as_file(pretrained_path(name, weights)) as path:
             model = load_checkpoint(path, map_location=device)
             extra = read_state_file(path).get("extra") or {}
@@ -199,7 +283,7 @@ class Tracker:
         lost = extra.get("lost_score")
         if isinstance(config, str) and isinstance(lost, (int, float)):
             cfg = cfg.replace(lost_score=float(lost))
-        return cls(model, cfg, device, color_order)
+        return cls(model, cfg, device, color_order, precision=precision)
 
     # -- state ------------------------------------------------------------------------
     @property
@@ -279,7 +363,9 @@ class Tracker:
         z = crop_subwindow(bgr, center, cfg.exemplar_size, s_z, avg_chans,
                            rounding=self.crop_rounding)
         with torch.inference_mode():
-            self._exemplar = self.model.template(z.to(self.device))
+            with self._autocast():
+                ex = self.model.template(z.to(self.device))
+            self._exemplar = to_float32(ex)
         self._frame_hw = (int(bgr.shape[0]), int(bgr.shape[1]))
         self._avg_chans = avg_chans
         self._center = np.asarray(center, np.float64).copy()
@@ -326,20 +412,32 @@ class Tracker:
         model = self.model
         with torch.inference_mode():
             ex = self._exemplar
-            if not self.fast and hasattr(model, "heads"):
-                # released work: the exemplar convolutions and the dense mask head per frame
-                ex = type(ex)(ex.zf, {n: h.kernel(ex.zf) for n, h in model.heads().items()})
-            out = model.track(x, ex, mask_head=not self.fast)
-            if model.refine is not None:
-                def mask_fn(r, c):
-                    return model.refine_at(out, r, c)
-            else:
-                def mask_fn(r, c):
-                    return model.mask_at(out, r, c)
+            with self._autocast():
+                if not self.fast and hasattr(model, "heads"):
+                    # released work: the exemplar convolutions and the dense mask head per frame
+                    ex = type(ex)(ex.zf, {n: h.kernel(ex.zf) for n, h in model.heads().items()})
+                out = to_float32(model.track(x, ex, mask_head=not self.fast))
+            mask_fn = self._mask_fn(out)
             step = postprocess_step(out.score, out.delta, mask_fn, self._center, self._size,
                                     self._frame_hw, self.config, self.anchors, self.window,
                                     window_only=self.fast)
         return self._apply_step(step)
+
+    def _autocast(self):
+        """The autocast context of this tracker's network calls (``precision``)."""
+        return autocast_for(self.precision, self.device)
+
+    def _mask_fn(self, out):
+        """``(row, col) -> float32 logits`` at one RoW: refinement (sharp) or the mask head
+        (base), under this tracker's autocast; post-processing calls it outside autocast."""
+        model = self.model
+        at = model.refine_at if model.refine is not None else model.mask_at
+
+        def mask_fn(r, c):
+            with self._autocast():
+                return to_float32(at(out, r, c))
+
+        return mask_fn
 
     def _apply_step(self, step) -> TrackResult:
         """Adopt a post-processed step as the new state and wrap it (shared with
@@ -437,4 +535,5 @@ def pretrained_path(name: str = "lite", weights=None):
     return shipped
 
 
-__all__ = ["TrackResult", "Tracker", "as_bgr_uint8", "pretrained_path"]
+__all__ = ["PRECISIONS", "TrackResult", "Tracker", "as_bgr_uint8", "autocast_for",
+           "check_precision", "pretrained_path", "to_float32"]

@@ -147,15 +147,17 @@ def test_lite_refine_windows_cover_the_row_region():
             assert first == 8 * r - 32 and 8 * r + 95 - s <= last < 8 * r + 95
 
 
-def test_bf16_inference_only_without_autograd():
+def test_bf16_inference_is_opt_in_and_only_without_autograd():
     net = EfficientNetLite0().eval()
+    assert net.bf16_inference is False  # fp32 unless asked: the tracker's precision decides
     load_efficientnet_lite0_imagenet(net)
     x = torch.rand(1, 3, 127, 127) * 255
-    ref = net(x)  # autograd on: fp32
+    with torch.no_grad():
+        slow = net(x)  # default: fp32
+    net.bf16_inference = True
+    ref = net(x)  # autograd on: fp32 even when opted in
     with torch.no_grad():
         fast = net(x)
-        net.bf16_inference = False
-        slow = net(x)
     assert all(torch.equal(a, b) for a, b in zip(ref, slow))
     assert all(f.dtype == torch.float32 for f in fast)
     assert not torch.equal(ref[3], fast[3])  # bf16 rounding happened

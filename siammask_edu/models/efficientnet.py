@@ -130,11 +130,13 @@ class EfficientNetLite0(nn.Module):
         num_blocks: MBConv blocks kept (16 = all; 11 for the tracking backbone, up to p3).
         classifier: keep the head conv, pooling and the 1000-way linear layer
             (needs all 16 blocks).
-        bf16_inference: on a CPU with autograd off (the tracker's ``inference_mode``, a
-            frozen backbone under ``no_grad``), run under ``torch.autocast(bfloat16)``:
-            ~1.8x faster on CPUs with bf16 instructions, feature cosine ~0.995 against fp32
-            (lite-feasibility note); SiamMask-Lite is trained with the same autocast.
-            Outputs are always float32. ``False`` gives the fp32 reference.
+        bf16_inference: ``False`` (default): fp32, so that the arithmetic is chosen by
+            the caller (the tracker's ``precision="bf16"`` autocasts the whole network;
+            training's ``bf16_backbone`` autocasts the backbone). ``True``: on a CPU with
+            autograd off and no autocast active, run this backbone alone under
+            ``torch.autocast(bfloat16)`` (~1.8x faster on CPUs with bf16 instructions,
+            feature cosine ~0.995 against fp32, lite-feasibility note); outputs are then
+            float32 too.
 
     Forward input ``x (Tensor[B, 3, H, W])`` float32, **BGR, 0..255** (the tracker's crops;
     converted inside to RGB ``x/127.5 - 1``). Forward output ``[p0, p1, p2, p3]``:
@@ -152,7 +154,7 @@ class EfficientNetLite0(nn.Module):
     """
 
     def __init__(self, output_stride: int = 8, num_blocks: int = 11,
-                 classifier: bool = False, bf16_inference: bool = True) -> None:
+                 classifier: bool = False, bf16_inference: bool = False) -> None:
         super().__init__()
         self.bf16_inference = bf16_inference
         if output_stride not in (8, 32):
