@@ -8,8 +8,10 @@ Usage (from the checkout root)::
 ``CHECKPOINT`` defaults to ``runs/lite/1_refine/final.pth``. The script
 
 1. loads the checkpoint (our format: ``save_checkpoint`` / the training loop's files),
-   refuses an unfinished stage unless ``--allow-intermediate`` (and never writes an
-   intermediate checkpoint into the package);
+   refuses an unfinished stage unless ``--allow-intermediate`` (an *interim* release: the
+   model card then says, above everything else, at which step of which stage the snapshot
+   was taken, so that the package can ship working weights while a run spanning several
+   sessions goes on);
 2. writes ``--out`` with ``save_checkpoint(..., half=True)`` (fp16, <= 25 MB), carrying the
    calibrated ``lost_score`` of ``--lost-json`` (``scripts/calibrate_lost.py``) if given;
 3. reads the run's logs (``<run-dir>/<i>_<stage>/config.json``, ``log.csv``,
@@ -17,7 +19,8 @@ Usage (from the checkout root)::
    segments), first and last logged losses;
 4. loads the exported file back and measures J on the DAVIS-2016 val sequences
    (blackswan, car-shadow, dog; 480p; start box = bounding box of the first annotation; J
-   over frames 1..T-2, the official ``[1:-1]``) and the tracking speed on ``--threads``;
+   over frames 1..T-2, the official ``[1:-1]``) and the tracking speed on ``--threads``,
+   for the exact fp32 path and for ``precision="bf16"`` (``--precisions``);
 5. fills the results section of the model card (``MODEL_CARD.md`` beside ``--out``; the
    template is the package's ``siammask_edu/weights/MODEL_CARD.md``) between the markers
    ``<!-- results:begin -->`` and ``<!-- results:end -->``, and writes a JSON report.
@@ -124,8 +127,13 @@ def _wall_seconds(rows: list[dict]) -> float:
     return total + prev
 
 
-def run_summary(run_dir: Path) -> list[dict]:
-    """One dict per stage folder ``<run_dir>/<i>_<stage>``: config, steps, wall time, losses."""
+def run_summary(run_dir: Path, stage: str | None = None, until_step: int | None = None
+                ) -> list[dict]:
+    """One dict per stage folder ``<run_dir>/<i>_<stage>``: config, steps, wall time, losses.
+
+    For an interim export (``stage``, ``until_step``: the exported snapshot), that stage's
+    log is read only up to the snapshot (the run may have gone on since) and later stages
+    are left out."""
     out = []
     for d in sorted(p for p in run_dir.iterdir() if p.is_dir() and p.name[:1].isdigit()):
         cfg_file, log_file = d / "config.json", d / "log.csv"
@@ -134,6 +142,8 @@ def run_summary(run_dir: Path) -> list[dict]:
         cfg = TrainConfig.from_dict(json.loads(cfg_file.read_text()))
         with open(log_file) as fh:
             rows = list(csv.DictReader(fh))
+        if until_step is not None and cfg.stage == stage:
+            rows = [r for r in rows if int(r["step"]) < until_step]
         if not rows:
             continue
         summary = json.loads((d / "summary.json").read_text()) if (d / "summary.json").is_file() \
@@ -151,6 +161,9 @@ def run_summary(run_dir: Path) -> list[dict]:
                     "first_step": int(rows[0]["step"]), "last_step": int(rows[-1]["step"]),
                     "finished": (d / "final.pth").is_file(),
                     "skipped": len(summary["skipped"]) if summary else None})
+        if until_step is not None and cfg.stage == stage:
+            out[-1]["finished"] = False
+            break
     return out
 
 
@@ -167,8 +180,10 @@ def card_section(report: dict) -> str:
     r = report
     lines = ["## Results", ""]
     if r["intermediate"]:
-        lines += [(f"**INTERMEDIATE checkpoint (step {r['step']} of {r['steps_total']}): "
-                   "not a release; the figures below describe this snapshot only.**"), ""]
+        lines += [(f"**INTERIM weights: a snapshot of an unfinished training run (stage "
+                   f"{r['stage']}, step {r['step']} of {r['steps_total']}).** Training goes on "
+                   "and these weights will be replaced; the figures below describe this "
+                   "snapshot only."), ""]
     if r["stage"] == "base":
         lines += [("Base-stage checkpoint: the refinement module is untrained and was left "
                    "out; masks come from the mask head (63x63)."), ""]
@@ -204,17 +219,28 @@ def card_section(report: dict) -> str:
               ("J = region similarity over frames 1..T-2 (official `[1:-1]`), start box = "
                "bounding box of the first annotation, tracker preset "
                f"`{r['tracker_config']}`."), "",
+              f"The main columns are the exact `precision=\"{r['precision']}\"` path.", "",
               "| sequence | frames | J mean | frames reported lost |", "|---|---|---|---|"]
     for name, v in r["val"].items():
         lines.append(f"| {name} | {v['frames']} | {v['J']:.3f} | {v['lost']} |")
-    lines += [f"| **mean** | | **{r['J_mean']:.3f}** | |", "",
-              (f"Target mean J >= 0.60: {'met' if r['J_mean'] >= 0.60 else 'not met'} "
+    lines += [f"| **mean** | | **{r['J_mean']:.3f}** | |", ""]
+    others = {k: v for k, v in r.get("by_precision", {}).items() if k != r["precision"]}
+    for prec, b in others.items():
+        js = ", ".join(f"{n} {v['J']:.3f}" for n, v in b["val"].items())
+        lines += [(f"With `precision=\"{prec}\"` (autocast): J {js}; mean {b['J_mean']:.3f} "
+                   f"({b['J_mean'] - r['J_mean']:+.3f} against {r['precision']}); "
+                   f"{b['fps']:.1f} frames per second."), ""]
+    fps = {k: v["fps"] for k, v in r.get("by_precision", {}).items()} or {
+        r.get("precision", "fp32"): r["fps"]}
+    fast = [k for k, v in fps.items() if v >= 30]
+    lines += [(f"Target mean J >= 0.60: {'met' if r['J_mean'] >= 0.60 else 'not met'} "
                "(a perfect axis-aligned box scores 0.455 on DAVIS-2016 val)."), "",
               "### Speed", "",
-              (f"{r['fps']:.1f} frames per second on {r['threads']} CPU threads "
-               f"(`Tracker.track` only, {r['fps_frames']} frames of the sequences above), "
-               f"{r['cpu']}, load average {r['load'][0]:.2f} when measured"
-               f"{busy}. Target >= 30 fps: {'met' if r['fps'] >= 30 else 'not met'}."), "",
+              (", ".join(f"{v:.1f} frames per second with {k}" for k, v in fps.items())
+               + f" on {r['threads']} CPU threads (`Tracker.track` only, {r['fps_frames']} "
+               f"frames of the sequences above), {r['cpu']}, load average "
+               f"{r['load'][0]:.2f} when measured{busy}. Target >= 30 fps: "
+               + (f"met with {', '.join(fast)}." if fast else "not met.")), "",
               "### Target lost", ""]
     if r["lost_source"] is None:
         lines.append(f"`lost_score = {r['lost_score']}`: the uncalibrated default of "
@@ -252,14 +278,14 @@ def _cpu_name() -> str:
 def export(checkpoint: Path, out: Path, card: Path | None = None, run_dir: Path | None = None,
            lost_json: Path | None = None, sequences=VAL_SEQUENCES, resolution: str = "480p",
            max_frames=None, threads: int = 2, allow_intermediate: bool = False,
-           data_root=None, config: str = "davis") -> dict:
+           data_root=None, config: str = "davis", precisions=("fp32", "bf16")) -> dict:
     """Steps 1-5 of the module docstring. Returns the report (also written as JSON beside
     ``out``).
 
     Raises:
         FileNotFoundError: missing checkpoint.
-        ValueError: an unfinished stage without ``allow_intermediate``, an intermediate
-            checkpoint aimed at the package folder, or a file over 25 MB.
+        ValueError: an unfinished stage without ``allow_intermediate``, or a file over
+            25 MB.
     """
     checkpoint, out = Path(checkpoint), Path(out)
     if not checkpoint.is_file():
@@ -272,10 +298,7 @@ def export(checkpoint: Path, out: Path, card: Path | None = None, run_dir: Path 
     intermediate = tc is None or step < total
     if intermediate and not allow_intermediate:
         raise ValueError(f"{checkpoint} is not the end of a finished stage (step {step} of "
-                         f"{total}); pass --allow-intermediate to export it elsewhere")
-    if intermediate and out.resolve().parent == PACKAGE_WEIGHTS.resolve():
-        raise ValueError("an intermediate checkpoint is never written into the package "
-                         f"({PACKAGE_WEIGHTS}); choose another --out")
+                         f"{total}); pass --allow-intermediate to export it as interim weights")
     lost_source = json.loads(Path(lost_json).read_text()) if lost_json else None
     default_lost = tracker_config(config).lost_score
     lost_score = float(lost_source["lost_score"]) if lost_source else default_lost
@@ -291,23 +314,32 @@ def export(checkpoint: Path, out: Path, card: Path | None = None, run_dir: Path 
     if size_mb > MAX_MB:
         out.unlink()
         raise ValueError(f"exported file is {size_mb:.1f} MB > {MAX_MB} MB")
-    # measure what ships: the fp16 file, loaded back
+    # measure what ships: the fp16 file, loaded back, with each precision
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
+    by_precision = {}
     try:
-        tracker = Tracker.from_pretrained("lite", config=config, weights=out)
-        val, frames, secs = {}, 0, 0.0
-        for name in sequences:
-            res = track_davis(tracker, name, resolution, max_frames, data_root)
-            j = res["J_per_frame"][:-1]  # frames 1..T-2
-            val[name] = {"frames": res["frames"], "J": float(np.mean(j)) if j.size else
-                         float("nan"), "lost": int(sum(res["lost"]))}
-            frames += res["frames"] - 1
-            secs += res["seconds"]
+        for precision in precisions:
+            tracker = Tracker.from_pretrained("lite", config=config, weights=out,
+                                              precision=precision)
+            val, frames, secs = {}, 0, 0.0
+            for name in sequences:
+                res = track_davis(tracker, name, resolution, max_frames, data_root)
+                j = res["J_per_frame"][:-1]  # frames 1..T-2
+                val[name] = {"frames": res["frames"], "J": float(np.mean(j)) if j.size else
+                             float("nan"), "lost": int(sum(res["lost"]))}
+                frames += res["frames"] - 1
+                secs += res["seconds"]
+            by_precision[precision] = {
+                "val": val, "J_mean": float(np.mean([v["J"] for v in val.values()])),
+                "fps": frames / max(secs, 1e-9), "fps_frames": frames}
     finally:
         torch.set_num_threads(old)
+    main = by_precision[precisions[0]]
+    val, frames, secs = main["val"], main["fps_frames"], main["fps_frames"] / main["fps"]
     run_dir = Path(run_dir) if run_dir else checkpoint.parent.parent
-    stages = run_summary(run_dir) if run_dir.is_dir() else []
+    stages = (run_summary(run_dir, extra.get("stage"), step if intermediate else None)
+              if run_dir.is_dir() else [])
     report = {"date": datetime.date.today().isoformat(), "checkpoint": _rel(checkpoint),
               "stage": extra.get("stage"), "step": step, "steps_total": total,
               "intermediate": intermediate, "out_name": out.name, "size_mb": size_mb,
@@ -315,6 +347,7 @@ def export(checkpoint: Path, out: Path, card: Path | None = None, run_dir: Path 
               "resolution": resolution, "tracker_config": config, "val": val,
               "J_mean": float(np.mean([v["J"] for v in val.values()])),
               "fps": frames / max(secs, 1e-9), "fps_frames": frames, "threads": threads,
+              "precision": precisions[0], "by_precision": by_precision,
               "cpu": _cpu_name(), "load": list(os.getloadavg()),
               "lost_score": lost_score, "lost_source": lost_source,
               "command": " ".join(["python", "scripts/export_lite.py"] + sys.argv[1:])}
@@ -342,15 +375,18 @@ def main(argv=None) -> int:
     ap.add_argument("--resolution", default="480p")
     ap.add_argument("--max-frames", type=int, default=None, help="(tests) frames per sequence")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--precisions", nargs="+", default=["fp32", "bf16"],
+                    choices=["fp32", "bf16"], help="tracker precisions measured; the first "
+                    "one gives the main table")
     ap.add_argument("--data", default=None, help="dataset root (default: data_root())")
     ap.add_argument("--allow-intermediate", action="store_true",
-                    help="export an unfinished stage (never into the package)")
+                    help="export an unfinished stage (interim weights, labelled so)")
     a = ap.parse_args(argv)
     try:
         r = export(Path(a.checkpoint), Path(a.out), a.card and Path(a.card),
                    a.run_dir and Path(a.run_dir), a.lost_json and Path(a.lost_json),
                    a.sequences, a.resolution, a.max_frames, a.threads, a.allow_intermediate,
-                   a.data)
+                   a.data, precisions=tuple(a.precisions))
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

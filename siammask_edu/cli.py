@@ -1,7 +1,9 @@
 """The ``siammask-edu`` command line: one sub-command per task.
 
-``siammask-edu track SOURCE --box x,y,w,h --checkpoint PATH --out DIR`` tracks one object
-through a folder of images, a video file or a camera and writes, in ``DIR``:
+``siammask-edu track SOURCE --box x,y,w,h [--checkpoint PATH] --out DIR`` tracks one object
+through a folder of images, a video file, a camera or a shipped sample (``bunny``: its
+first-frame box is the default ``--box``) with the shipped SiamMask-Lite weights
+(:meth:`~siammask_edu.Tracker.from_pretrained`) or ``--checkpoint``, and writes, in ``DIR``:
 
 * ``masks/00000.png`` ... one 0/255 PNG per frame (frame 0: the initialisation box, filled,
   since no mask is given at the start);
@@ -88,10 +90,14 @@ def add_track_parser(subparsers) -> argparse.ArgumentParser:
         "track", help="track one object through a folder, video or camera",
         description="Track one object given by its first-frame box; write masks, rotated "
                     "boxes, axis-aligned boxes, an overlay video and a summary.")
-    p.add_argument("source", help="folder of jpg/png/bmp frames, video file, or camera index")
-    p.add_argument("--box", required=True, type=parse_box, metavar="x,y,w,h",
-                   help="first-frame box: top-left corner and size, pixels")
-    p.add_argument("--checkpoint", metavar="PATH", help="released or siammask-edu checkpoint")
+    p.add_argument("source", help="folder of jpg/png/bmp frames, video file, camera index, "
+                   "or the name of a shipped sample (e.g. bunny)")
+    p.add_argument("--box", type=parse_box, metavar="x,y,w,h",
+                   help="first-frame box: top-left corner and size, pixels (default for a "
+                   "shipped sample: its first groundtruth box; required otherwise)")
+    p.add_argument("--checkpoint", metavar="PATH",
+                   help="released or siammask-edu checkpoint (default: the SiamMask-Lite "
+                   "weights shipped in the package)")
     p.add_argument("--config", default="davis", choices=TRACKER_PRESETS,
                    help="tracker hyper-parameter preset (default: davis)")
     p.add_argument("--box-strategy", choices=BOX_STRATEGIES, default=None,
@@ -100,6 +106,9 @@ def add_track_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=_positive_int, metavar="N",
                    help="read at most N frames, the first included")
     p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1 ...")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+                   help="network arithmetic: fp32 (default, exact), bf16 (autocast, CPU or "
+                   "CUDA), fp16 (CUDA only); see Tracker(precision=...)")
     p.add_argument("--show", action="store_true", help="show the overlay in a window (q quits)")
     p.add_argument("--no-video", action="store_true", help="do not write overlay.mp4")
     p.add_argument("--overwrite", action="store_true",
@@ -177,11 +186,38 @@ def main(argv: list[str] | None = None) -> int:
 # -- track -----------------------------------------------------------------------------------
 
 
-def _make_tracker(checkpoint: str, config, device: str):
-    """Build the real tracker (imported here so that this module imports without it)."""
+def _make_tracker(checkpoint: str | None, config, device: str, precision: str = "fp32"):
+    """Build the real tracker (imported here so that this module imports without it):
+    ``checkpoint`` or, for ``None``, the shipped SiamMask-Lite weights; ``precision`` as
+    :class:`~siammask_edu.Tracker`."""
     from .tracker import Tracker
 
-    return Tracker.from_checkpoint(checkpoint, config=config, device=device)
+    if checkpoint is None:
+        return Tracker.from_pretrained("lite", config=config, device=device,
+                                       precision=precision)
+    return Tracker.from_checkpoint(checkpoint, config=config, device=device,
+                                   precision=precision)
+
+
+def _resolve_source(source: str, box):
+    """``(source, box)``: a shipped sample's name becomes its frames (folder or video) and,
+    without ``--box``, its first groundtruth box."""
+    from . import data
+
+    if not Path(source).exists() and not source.isdigit() and source in data.available_samples():
+        root = data.sample_path(source)
+        frames = root / "frames"
+        if not frames.is_dir():
+            from .io import VIDEO_EXTENSIONS
+
+            videos = sorted(p for p in root.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS)
+            frames = videos[0] if videos else frames
+        if box is None:
+            box = tuple(float(v) for v in data._read_boxes(root / "groundtruth.txt")[0])
+        return str(frames), box
+    if box is None:
+        raise CliError("--box x,y,w,h is required (the first-frame box of the object)")
+    return source, box
 
 
 def _check_device(device: str) -> None:
@@ -192,6 +228,15 @@ def _check_device(device: str) -> None:
             raise CliError(f"--device {device}: CUDA is not available on this machine")
     elif device not in ("cpu", "mps"):
         raise CliError(f"--device {device!r}: expected cpu, mps, cuda or cuda:N")
+
+
+def _check_precision(precision: str, device: str) -> None:
+    from .tracker import check_precision
+
+    try:
+        check_precision(precision, device)
+    except ValueError as exc:
+        raise CliError(f"--precision {precision}: {exc}") from None
 
 
 class _Window:
@@ -260,6 +305,9 @@ def cmd_track(args: argparse.Namespace) -> int:
     from .config import tracker_config
     from .viz import render
 
+    args.source, args.box = _resolve_source(args.source, args.box)
+    if args.checkpoint is not None and not Path(args.checkpoint).is_file():
+        raise CliError(f"checkpoint {args.checkpoint} does not exist")
     source = sio.FrameSource(args.source)
     frames = iter(source)
     if args.max_frames:
@@ -272,19 +320,17 @@ def cmd_track(args: argparse.Namespace) -> int:
     if not (0 <= x + bw / 2 <= w and 0 <= y + bh / 2 <= h):  # the tracker clamps the centre
         raise CliError(f"--box {x:g},{y:g},{bw:g},{bh:g}: its centre is outside the {w}x{h} "
                        "frame (x,y is the top-left corner, pixels)")
-    if args.checkpoint is None:
-        raise CliError("no checkpoint given: pass --checkpoint PATH (a released SiamMask "
-                       ".pth or a siammask-edu checkpoint); the shipped lite model arrives "
-                       "with issue #4")
-    if not Path(args.checkpoint).is_file():
-        raise CliError(f"checkpoint {args.checkpoint} does not exist")
     _check_device(args.device)
+    _check_precision(args.precision, args.device)
     window = _Window() if args.show else None
 
     config = tracker_config(args.config)
     if args.box_strategy is not None:
         config = config.replace(box_strategy=args.box_strategy)
-    tracker = _make_tracker(args.checkpoint, config, args.device)
+    try:
+        tracker = _make_tracker(args.checkpoint, config, args.device, precision=args.precision)
+    except FileNotFoundError as exc:
+        raise CliError(str(exc)) from None
 
     out = Path(args.out)
     _prepare_out(out, args.overwrite)
@@ -355,7 +401,8 @@ def cmd_track(args: argparse.Namespace) -> int:
         "config": {"preset": args.config, "box_strategy": config.box_strategy,
                    "penalty_k": config.penalty_k, "window_influence": config.window_influence,
                    "lr": config.lr, "seg_thr": config.seg_thr},
-        "checkpoint": str(args.checkpoint), "device": args.device,
+        "checkpoint": str(args.checkpoint) if args.checkpoint else "lite (shipped)",
+        "device": args.device, "precision": args.precision,
         "video": video.path.name if video is not None else None, "versions": _versions(),
     }
     with sio.atomic_open(out / "summary.json", "w") as fh:

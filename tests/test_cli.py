@@ -32,8 +32,9 @@ class FakeTracker:
 
     instances: list = []
 
-    def __init__(self, checkpoint, config, device, fail_at=None):
+    def __init__(self, checkpoint, config, device, precision="fp32", fail_at=None):
         self.checkpoint, self.config, self.device = checkpoint, config, device
+        self.precision = precision
         self.fail_at = fail_at
         self.frames = 0
         FakeTracker.instances.append(self)
@@ -115,7 +116,7 @@ def test_options_max_frames_box_strategy_no_video(frames_dir, ckpt, fake, tmp_pa
 
 
 def test_ctrl_c_keeps_what_was_tracked(frames_dir, ckpt, monkeypatch, tmp_path):
-    monkeypatch.setattr(cli, "_make_tracker", lambda *a: FakeTracker(*a, fail_at=3))
+    monkeypatch.setattr(cli, "_make_tracker", lambda *a, **k: FakeTracker(*a, **k, fail_at=3))
     out = tmp_path / "o"
     assert _track(frames_dir, out, "--checkpoint", str(ckpt)) == 130
     assert len((out / "boxes.txt").read_text().splitlines()) == 3  # frames 0, 1, 2
@@ -133,7 +134,7 @@ def _corrupt_frame(frames_dir, name):
     ("bad_box_words", "x,y,w,h"),
     ("box_zero_size", "width and height"),
     ("box_outside", "outside the 80x60 frame"),
-    ("no_checkpoint", "issue #4"),
+    ("no_box", "--box x,y,w,h is required"),
     ("missing_checkpoint", "does not exist"),
     ("corrupt_first_frame", "00000.jpg"),
     ("corrupt_later_frame", "00003.jpg"),
@@ -148,8 +149,8 @@ def test_bad_input_one_line_and_nonzero_exit(case, pattern, frames_dir, ckpt, fa
     elif case.startswith("bad_box") or case in ("box_zero_size", "box_outside"):
         box = {"bad_box_syntax": "1,2,3", "bad_box_words": "a,b,c,d",
                "box_zero_size": "1,2,0,5", "box_outside": "75,10,20,20"}[case]
-    elif case == "no_checkpoint":
-        extra = []
+    elif case == "no_box":
+        box = None
     elif case == "missing_checkpoint":
         extra = ["--checkpoint", str(tmp_path / "absent.pth")]
     elif case.startswith("corrupt"):
@@ -158,12 +159,27 @@ def test_bad_input_one_line_and_nonzero_exit(case, pattern, frames_dir, ckpt, fa
         extra += ["--config", "otb"]
     elif case == "bad_max_frames":
         extra += ["--max-frames", "0"]
-    rc = cli.main(["track", str(src), "--box", box, "--out", str(tmp_path / "o"), "--quiet",
+    box_args = ["--box", box] if box is not None else []
+    rc = cli.main(["track", str(src), *box_args, "--out", str(tmp_path / "o"), "--quiet",
                    *extra])
     err = capsys.readouterr().err.strip()
     assert rc == 2
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     assert pattern in err
+
+
+def test_sample_name_as_source_and_shipped_weights_by_default(fake, tmp_path, capsys):
+    """``track bunny`` reads the shipped clip with its first groundtruth box; without
+    ``--checkpoint`` the tracker is built on the shipped weights (``checkpoint=None``)."""
+    sample = data.load_sample("bunny")
+    rc = cli.main(["track", "bunny", "--out", str(tmp_path / "o"), "--max-frames", "3",
+                   "--quiet", "--no-video"])
+    assert rc == 0, capsys.readouterr().err
+    t = fake.instances[-1]
+    assert t.checkpoint is None and t.box[1:] == list(sample.box)[1:] and t.frames == 2
+    s = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert s["init_box_xywh"] == list(sample.box) and s["source"].endswith("bunny.mp4")
+    assert s["checkpoint"] == "lite (shipped)"
 
 
 def test_show_without_display_is_a_clear_error(frames_dir, ckpt, fake, tmp_path, monkeypatch,

@@ -58,6 +58,22 @@ def test_base_model_mask_graph(tmp_path):
     assert res["rel"]["max"] <= 1e-4, res
 
 
+def test_lite_model_refinement_windows_travel_with_the_export(tmp_path):
+    """Lite refines on 64/32/16 windows (released: 61/31/15); export_onnx records them in
+    meta.json and OnnxModel reads them back (a wrong window is an onnxruntime shape error)."""
+    import json
+
+    model = build_model("lite").eval()
+    model.backbone.bf16_inference = False  # compare fp32 with fp32
+    export_onnx(model, tmp_path)
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    assert meta["refine_windows"] == [[64, 32, 16], list(model.refine.steps),
+                                      list(model.refine.pads)]
+    assert OnnxModel(tmp_path, model.config).windows == (64, 32, 16)
+    res = check_onnx(model, tmp_path)
+    assert res["rel"]["max"] <= 1e-4, res
+
+
 def test_export_errors(tmp_path):
     with pytest.raises(ValueError):
         export_onnx(testing.tiny_model(), tmp_path, opset=13)

@@ -114,8 +114,9 @@ def test_fill_card_replaces_only_the_results_section():
     exp = _script("export_lite")
     tpl = exp.TEMPLATE.read_text()
     out = exp.fill_card(tpl, "## Results\n\nX")
-    assert out.startswith(tpl.split(exp.BEGIN)[0]) and "## Results\n\nX" in out
-    assert "Not measured" in tpl and "Not measured" not in out
+    head, tail = tpl.split(exp.BEGIN)[0], tpl.split(exp.END)[1]
+    assert out.startswith(head) and out.endswith(tail) and "## Results\n\nX" in out
+    assert tpl.split(exp.BEGIN)[1].split(exp.END)[0] not in out  # the old section is gone
     assert exp.fill_card(out, "Y").count(exp.BEGIN) == 1
     with pytest.raises(ValueError, match="markers|once"):
         exp.fill_card("no markers", "Y")
@@ -152,18 +153,23 @@ def test_export_and_calibrate_end_to_end(tmp_path):
     assert not r["intermediate"] and r["step"] == 4 and r["steps_total"] == 4
     assert out.stat().st_size < 25 * 2**20 and r["stages"][0]["steps_done"] == 4
     assert 0.0 <= r["val"]["dog"]["J"] <= 1.0 and r["val"]["dog"]["frames"] == 4 and r["fps"] > 0
+    assert set(r["by_precision"]) == {"fp32", "bf16"} and r["precision"] == "fp32"
+    assert r["by_precision"]["fp32"]["val"] == r["val"]
     card = (out.parent / "MODEL_CARD.md").read_text()
     assert f"{r['val']['dog']['J']:.3f}" in card and "Not measured" not in card
-    assert f"{res['lost_score']:.4f}" in card and "INTERMEDIATE" not in card
+    assert f"{res['lost_score']:.4f}" in card and "INTERIM" not in card
+    assert 'With `precision="bf16"` (autocast)' in card
     t = Tracker.from_pretrained("lite", weights=out)
     assert t.config.lost_score == pytest.approx(res["lost_score"])
-    # an unfinished stage is refused, and never written into the package
+    # an unfinished stage is refused unless asked for, and then labelled interim
     last = tmp_path / "run" / "mid.pth"
     train(cfg, tmp_path / "run2", max_steps=1, progress=False)
     (tmp_path / "run2" / "last.pth").rename(last)
     with pytest.raises(ValueError, match="not the end of a finished stage"):
         exp.export(last, tmp_path / "x.pth", sequences=["dog"], max_frames=3)
-    with pytest.raises(ValueError, match="never written into the package"):
-        exp.export(last, exp.PACKAGE_WEIGHTS / "siammask_lite.pth", sequences=["dog"],
-                   max_frames=3, allow_intermediate=True)
-    assert not (exp.PACKAGE_WEIGHTS / "siammask_lite.pth").exists() or SHIPPED.is_file()
+    assert not (tmp_path / "x.pth").exists()
+    r = exp.export(last, tmp_path / "mid" / "siammask_lite.pth", sequences=["dog"],
+                   max_frames=3, threads=1, allow_intermediate=True)
+    assert r["intermediate"] and r["step"] == 1 and r["steps_total"] == 4
+    card = (tmp_path / "mid" / "MODEL_CARD.md").read_text()
+    assert "INTERIM weights" in card and "step 1 of 4" in card

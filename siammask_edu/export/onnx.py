@@ -21,6 +21,7 @@ See book/11_speed.py.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from ..models.siammask import Exemplar, SearchOutputs
 from .fold import fold_batchnorm
 
 OPSET = 17
+META = "meta.json"
 GRAPHS = ("exemplar", "search", "mask")
 
 
@@ -90,7 +92,9 @@ def export_onnx(model, out_dir, opset: int = OPSET, fold: bool = True) -> dict[s
         fold: fold BatchNorm into the convolutions first (:func:`fold_batchnorm`).
 
     Returns:
-        ``{"exemplar": path, "search": path, "mask": path}``.
+        ``{"exemplar": path, "search": path, "mask": path}``. Beside them ``meta.json``
+        records the refinement windows, steps and paddings (released ``61/31/15``, lite
+        ``64/32/16``), which :class:`OnnxModel` reads back.
 
     Raises:
         ValueError: a two-branch model or ``opset < 17``.
@@ -137,6 +141,11 @@ def export_onnx(model, out_dir, opset: int = OPSET, fold: bool = True) -> dict[s
             torch.onnx.export(_MaskHeadGraph(m), (vec,), str(paths["mask"]),
                               input_names=["vec"], output_names=["logits"],
                               dynamic_axes={"vec": batch, "logits": batch}, **kw)
+    meta = {"opset": opset, "folded": bool(fold), "refine": m.refine is not None}
+    if m.refine is not None:
+        meta["refine_windows"] = [list(m.refine.windows), list(m.refine.steps),
+                                  list(m.refine.pads)]
+    (out / META).write_text(json.dumps(meta, indent=2))
     return paths
 
 
@@ -154,7 +163,8 @@ class OnnxModel:
         model_dir: folder written by :func:`export_onnx`.
         config: the :class:`~siammask_edu.config.ModelConfig` of the exported model (for
             ``refine``, ``mask_size`` and the refinement windows).
-        refine_windows: ``(windows, steps, pads)`` of the refinement module; default the
+        refine_windows: ``(windows, steps, pads)`` of the refinement module; default:
+            those recorded in the folder's ``meta.json`` by :func:`export_onnx`, else the
             released ``((61, 31, 15), (4, 2, 1), (16, 8, 4))``.
         threads: onnxruntime intra-op threads (``None``: onnxruntime's default).
         providers: onnxruntime execution providers (default CPU).
@@ -184,8 +194,10 @@ class OnnxModel:
         self.config = config
         self.box_head = _Flag()
         self.refine = _Flag() if config.refine else None
+        if refine_windows is None and (d / META).is_file():
+            refine_windows = json.loads((d / META).read_text()).get("refine_windows")
         w = refine_windows or ((61, 31, 15), (4, 2, 1), (16, 8, 4))
-        self.windows, self.steps, self.pads = w
+        self.windows, self.steps, self.pads = (tuple(int(v) for v in t) for t in w)
 
     # the nn.Module calls Tracker makes
     def to(self, device) -> OnnxModel:
@@ -281,4 +293,4 @@ def check_onnx(model, model_dir, seed: int = 0) -> dict[str, dict[str, float]]:
     return res
 
 
-__all__ = ["GRAPHS", "OPSET", "OnnxModel", "check_onnx", "export_onnx"]
+__all__ = ["GRAPHS", "META", "OPSET", "OnnxModel", "check_onnx", "export_onnx"]
