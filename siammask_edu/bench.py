@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -68,14 +69,17 @@ def load_frames(n_frames: int = 40, sequence: str = SEQUENCE) -> list[np.ndarray
 
 def load_model(preset: str, checkpoint: str | None = None):
     """The network of a preset: ``checkpoint`` if given; for ``sharp``/``base`` the seeded
-    released checkpoint of the reference fixtures when present; otherwise untrained (speed
-    does not depend on the weights).
+    released checkpoint of the reference fixtures when present; for ``lite`` the weights
+    shipped in the package when present (the network users run: the interim weights have
+    no refinement module); otherwise untrained (speed depends on the architecture, not on
+    the values of the weights).
 
     Returns:
         ``(model, weights_description)``.
 
     Raises:
         ValueError: an unknown preset.
+        FileNotFoundError: ``$SIAMMASK_EDU_WEIGHTS`` points to a missing file (``lite``).
 
     See book/11_speed.py.
     """
@@ -101,12 +105,38 @@ def load_model(preset: str, checkpoint: str | None = None):
                             "seeded released checkpoint (fixtures)")
         except FileNotFoundError:
             pass
+    if preset == "lite":
+        from importlib import resources
+
+        from .tracker import WEIGHTS_ENV, pretrained_path
+
+        try:
+            with resources.as_file(pretrained_path("lite")) as p:
+                return load_checkpoint(p), "shipped SiamMask-Lite weights"
+        except FileNotFoundError:
+            if os.environ.get(WEIGHTS_ENV):  # a wrong explicit location is an error
+                raise
     torch.manual_seed(0)
     return build_model(preset), "untrained (build_model)"
 
 
-def _timed_track(tracker, bgr: np.ndarray, sw) -> object:
-    """One :meth:`Tracker.track` step with each section timed (same work, same result)."""
+def timed_track(tracker, bgr: np.ndarray, sw) -> object:
+    """One :meth:`Tracker.track` step with each section timed (same work, same result).
+
+    Args:
+        tracker: an initialised :class:`~siammask_edu.tracker.Tracker` (any ``fast`` /
+            ``precision``); its state advances exactly as with ``tracker.track(bgr)``.
+        bgr (np.ndarray[H, W, 3] uint8): the frame, BGR (the tracker's colour order is
+            not applied here).
+        sw: a :class:`~siammask_edu.timing.Stopwatch`; the sections ``crop``,
+            ``backbone``, ``heads``, ``refine`` and ``post`` are added to it
+            (milliseconds, device-synchronised).
+
+    Returns:
+        The :class:`~siammask_edu.tracker.TrackResult` of the frame.
+
+    See book/11_speed.py.
+    """
     from .models.siammask import Exemplar, SearchOutputs
     from .postprocess import postprocess_step
     from .tracker import to_float32
@@ -186,7 +216,7 @@ def run_single(preset: str, threads: int, path: str, n_frames: int = 40, warmup:
             sw.reset()
             totals, cpu = [], []
         c0, w0 = time.process_time(), time.perf_counter()
-        _timed_track(tracker, f, sw)
+        timed_track(tracker, f, sw)
         totals.append(1000 * (time.perf_counter() - w0))
         cpu.append(1000 * (time.process_time() - c0))
     res = {"kind": "single", "preset": preset, "threads": threads, "path": path,

@@ -147,15 +147,7 @@ def trace_tracker(tracker: Tracker, frames: Iterable, box: Sequence[float]) -> l
 
     See book/07_online_tracker.py.
     """
-    it = iter(frames)
-    try:
-        first = next(it)
-    except StopIteration:
-        raise ValueError("frames is empty") from None
-    if np.size(box) == 8:
-        tracker.init_polygon(first, box)
-    else:
-        tracker.init(first, box)
+    first, it = tracker.init_sequence(frames, box)
     exemplar = _exemplar_of(tracker, as_bgr_uint8(first, tracker.color_order))
     cfg, model = tracker.config, tracker.model
     k, S = cfg.anchor_num, cfg.score_size

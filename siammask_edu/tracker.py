@@ -470,6 +470,23 @@ class Tracker:
 
         See book/07_online_tracker.py.
         """
+        _, rest = self.init_sequence(frames, box)
+        for frame in rest:
+            yield self.track(frame)
+
+    def init_sequence(self, frames: Iterable, box: Sequence[float]) -> tuple[np.ndarray, Iterator]:
+        """Initialise on the first frame of ``frames``: :meth:`init` for ``(x, y, w, h)``,
+        :meth:`init_polygon` for 8 numbers (a VOT rotated box).
+
+        Returns:
+            ``(first, rest)``: the first frame and an iterator over the remaining ones.
+
+        Raises:
+            ValueError: an empty ``frames`` or the errors of :meth:`init` /
+                :meth:`init_polygon`.
+
+        See book/07_online_tracker.py.
+        """
         it = iter(frames)
         try:
             first = next(it)
@@ -479,8 +496,7 @@ class Tracker:
             self.init_polygon(first, box)
         else:
             self.init(first, box)
-        for frame in it:
-            yield self.track(frame)
+        return first, it
 
 
 PRETRAINED = {"lite": "siammask_lite.pth"}

@@ -121,3 +121,19 @@ def test_bench_cli_is_registered():
 
     args = build_parser().parse_args(["bench", "--presets", "lite", "--threads", "1"])
     assert args.command == "bench" and args.presets == ["lite"]
+
+
+def test_load_model_lite_is_the_shipped_network_when_present(monkeypatch, tmp_path):
+    from siammask_edu import save_checkpoint
+    from siammask_edu.tracker import WEIGHTS_ENV
+
+    model = testing.tiny_model(seed=5)
+    save_checkpoint(model, tmp_path / "siammask_lite.pth")
+    monkeypatch.setenv(WEIGHTS_ENV, str(tmp_path))
+    got, desc = bench.load_model("lite")
+    assert desc == "shipped SiamMask-Lite weights"
+    assert all(torch.equal(a, b) for a, b in zip(got.state_dict().values(),
+                                                  model.state_dict().values()))
+    monkeypatch.setenv(WEIGHTS_ENV, str(tmp_path / "absent.pth"))
+    with pytest.raises(FileNotFoundError):  # a wrong explicit location is not hidden
+        bench.load_model("lite")

@@ -264,7 +264,7 @@ def test_bench_rows_carry_precision(monkeypatch):
     for t in (timed, plain):
         t.init(seq.frames[0], seq.box)
     bgr = np.ascontiguousarray(seq.frames[1][:, :, ::-1])
-    a = bench._timed_track(timed, bgr, Stopwatch("cpu"))
+    a = bench.timed_track(timed, bgr, Stopwatch("cpu"))
     b = plain.track(seq.frames[1])
     assert a.row_col == b.row_col and a.box == b.box and np.array_equal(a.mask, b.mask)
 
