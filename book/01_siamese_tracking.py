@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import torch
 
-from siammask_edu import count_parameters, load_released_checkpoint
+from siammask_edu import count_parameters, load_released_checkpoint, testing
 from siammask_edu.config import TrackerConfig, fast_mode
 from siammask_edu.paths import davis_sequence, reference_root
 from siammask_edu.viz import figures
@@ -141,12 +141,13 @@ print(tuple(z.shape), tuple(x.shape), z.dtype, float(z.min()), float(z.max()))
 # foolwood/SiamMask layout or pysot's) and returns our `SiamMask` module in eval mode.
 #
 # :::{warning}
-# The checkpoint used throughout this book, `siammask_sharp_seed1.f16.pth`, holds
-# **random weights in the real key layout**: it was made by seeding the official
-# initialisation, not by training. The *algorithm* you see is the real one and every shape
-# and layout is the released one, but the *outputs are not meaningful*: the score does not
-# find the car and the mask does not outline it. Trained weights change the numbers, not
-# the code (see "The real checkpoint" below).
+# The checkpoint loaded here, `siammask_sharp_seed1.f16.pth`, holds **random weights in
+# the real key layout**: it was made by seeding the official initialisation, not by
+# training. The book uses it wherever the point is the released network itself — its
+# shapes, its layout, and exactness against the released implementation (the reference
+# fixtures were computed with it) — but its *outputs are not meaningful*: the score does
+# not find the car and the mask does not outline it. To read the outputs we switch to
+# trained weights below.
 # :::
 
 # %%
@@ -197,6 +198,28 @@ print("RoW (12, 12):", tuple(row_vec.shape), "| its window:", figures.row_window
 assert figures.row_window(12, 12) == (64, 64, 191, 191)  # the central 127 px
 
 # %% [markdown]
+# ## Trained weights: SiamMask-Lite
+#
+# To see what the outputs *say*, we need trained weights. The package ships
+# **SiamMask-Lite**, trained by this project (chapter 9): an ImageNet EfficientNet-Lite0
+# backbone instead of ResNet-50 and 128 channels instead of 256, but the same crops
+# (BGR, 0–255), the same 25×25 RoWs and the same three heads. It has never seen the
+# DAVIS-2016 validation sequences, `car-shadow` among them. `testing.lite_or_seeded()`
+# loads it; in a build without the weights it returns the seeded network again and says
+# so, and the checks on the car below are skipped.
+
+# %%
+net, trained = testing.lite_or_seeded()
+with torch.no_grad():
+    net_out = net.track(x, net.template(z))
+print(f"{net.config.name}: {count_parameters(net):,} parameters | RoW vectors",
+      tuple(net_out.mask_corr.shape), "| score", tuple(net_out.score.shape),
+      "| delta", tuple(net_out.delta.shape))
+assert tuple(net_out.score.shape) == (1, 10, 25, 25)
+assert tuple(net_out.delta.shape) == (1, 20, 25, 25)
+assert tuple(net_out.mask_corr.shape) == (1, net.config.hidden_channels, 25, 25)
+
+# %% [markdown]
 # ## Three outputs per RoW
 #
 # For each RoW the three branches say:
@@ -210,43 +233,81 @@ assert figures.row_window(12, 12) == (64, 64, 191, 191)  # the central 127 px
 #
 # The tracker picks the RoW with the best score and reads its box and its mask. Here we
 # take the plain arg-max of the foreground probability (the real tracker adds a motion
-# penalty and a cosine window first).
+# penalty and a cosine window first). The shipped lite weights may come from the first
+# stage of training only, without the refinement module: then the 63×63 mask is all
+# there is.
 
 # %%
-fg = out.score[0].view(2, 5, 25, 25).softmax(dim=0)[1]  # (5, 25, 25) P(target)
+fg = net_out.score[0].view(2, 5, 25, 25).softmax(dim=0)[1]  # (5, 25, 25) P(target)
 a, r, c = np.unravel_index(int(fg.argmax()), fg.shape)
 a, r, c = int(a), int(r), int(c)
 with torch.no_grad():
-    mask63 = model.mask_at(out, r, c)  # (1, 1, 63, 63) logits, mask head
-    mask127 = model.refine_at(out, r, c)  # (1, 1, 127, 127) logits, refined
-box_deltas = out.delta[0].view(4, 5, 25, 25)[:, a, r, c]
+    mask63 = net.mask_at(net_out, r, c)  # (1, 1, 63, 63) logits, mask head
+    mask127 = net.refine_at(net_out, r, c) if net.refine is not None else None  # refined
+box_deltas = net_out.delta[0].view(4, 5, 25, 25)[:, a, r, c]
 print(f"best RoW (row={r}, col={c}), anchor {a}: P(fg) = {float(fg[a, r, c]):.3f}")
 print("box deltas (dx, dy, dw, dh):", [round(float(v), 3) for v in box_deltas])
-print("mask head", tuple(mask63.shape), "| refined mask", tuple(mask127.shape))
+print("mask head", tuple(mask63.shape), "| refined mask",
+      "none (no refinement module)" if mask127 is None else tuple(mask127.shape))
 assert tuple(mask63.shape) == (1, 1, 63, 63)
-assert tuple(mask127.shape) == (1, 1, 127, 127)
+assert mask127 is None or tuple(mask127.shape) == (1, 1, 127, 127)
+
+# %% [markdown]
+# Is that the car? The annotation of frame 5, cut with the same crop, says where the car
+# is in $x$. We put the RoW's mask (probability above the tracker's threshold
+# `seg_thr`, stretched to its 127-px window) into the crop and measure its overlap with
+# the annotation, the IoU.
+
+# %%
+anno5 = cv2.imread(str(annos_dir / "00005.png"), cv2.IMREAD_GRAYSCALE)
+car_x = crop_square_ours(anno5, cx, cy, s_x, 255, 0) > 127  # (255, 255) the car in x
+logits = mask63 if mask127 is None else mask127
+row_mask = cv2.resize(torch.sigmoid(logits[0, 0]).numpy(), (127, 127)) > cfg.seg_thr
+wx0, wy0, wx1, wy1 = figures.row_window(r, c)
+canvas = np.zeros((255 + 64, 255 + 64), bool)  # the crop and 32 px around it
+canvas[wy0 + 32:wy1 + 32, wx0 + 32:wx1 + 32] = row_mask
+mask_x = canvas[32:-32, 32:-32]  # (255, 255) the RoW's mask in x
+iou = (mask_x & car_x).sum() / (mask_x | car_x).sum()
+print(f"P(fg) {float(fg[a, r, c]):.3f} | mask vs annotation in x: IoU {iou:.3f}")
+if trained:
+    # interim SiamMask-Lite: P(fg) 1.000, IoU 0.63 at RoW (12, 11); the floors leave room
+    # for retrained weights and fail if the mask misses the car
+    assert float(fg[a, r, c]) > 0.9 and iou > 0.5
+    assert car_x[(wy0 + wy1) // 2, (wx0 + wx1) // 2]  # the window is centred on the car
 
 # %% [markdown]
 # The whole chapter in one picture: the search crop with the chosen RoW's window, the
-# foreground score of every RoW (best anchor), and the two masks of that RoW.
+# foreground score of every RoW (best anchor), the masks of that RoW, and that mask in
+# the crop (green) against the annotation (white outline).
 
 # %%
 x_show = np.ascontiguousarray(x_img[:, :, ::-1])
-wx0, wy0, wx1, wy1 = figures.row_window(r, c)
 cv2.rectangle(x_show, (wx0, wy0), (wx1 - 1, wy1 - 1), (255, 255, 0), 2)
-figures.image_strip(
-    [x_show, fg.max(dim=0).values, torch.sigmoid(mask63[0, 0]), torch.sigmoid(mask127[0, 0])],
-    [f"x with RoW ({r},{c})", "P(fg), 25x25 RoWs", "its 63x63 mask", "refined 127x127"],
-)
+overlap = np.ascontiguousarray(x_img[:, :, ::-1])
+overlap[mask_x] = (0.5 * overlap[mask_x] + [0, 127, 0]).astype(np.uint8)
+outline, _ = cv2.findContours(car_x.astype(np.uint8), cv2.RETR_EXTERNAL,
+                              cv2.CHAIN_APPROX_NONE)
+cv2.drawContours(overlap, outline, -1, (255, 255, 255), 1)
+panels = [x_show, fg.max(dim=0).values, torch.sigmoid(mask63[0, 0])]
+titles = [f"x with RoW ({r},{c})", "P(fg), 25x25 RoWs", "its 63x63 mask"]
+if mask127 is not None:
+    panels.append(torch.sigmoid(mask127[0, 0]))
+    titles.append("refined 127x127")
+figures.image_strip(panels + [overlap], titles + [f"mask in x: IoU {iou:.2f}"])
 
 # %% [markdown]
-# With random weights the score map is structured noise and the masks are blobs: the
-# picture is right, the numbers are not trained. A later chapter runs the whole tracker; the
-# reference fixtures check every number against the released implementation.
+# With trained weights the picture reads as it should: the foreground probability peaks
+# on the RoWs that see the car and is near zero elsewhere, and the chosen RoW's mask
+# covers most of the car — coarsely: 63×63 pixels for a 127-px window. (With the
+# seeded weights the score map is structured noise and the masks are blobs: the picture
+# is right, the numbers are not trained.) Chapter 7 runs the whole tracker over the
+# sequence; the reference fixtures check every number against the released
+# implementation with the seeded network.
 #
-# ## The real checkpoint
+# ## The released trained checkpoint
 #
-# The authors released trained weights with their code, in the README of
+# SiamMask-Lite is small and trained on little data. The authors released the trained
+# ResNet-50 network with their code, in the README of
 # [foolwood/SiamMask](https://github.com/foolwood/SiamMask) ("Download the SiamMask
 # model"): `SiamMask_DAVIS.pth` (for DAVIS and the demo) and `SiamMask_VOT.pth` (for VOT),
 # both from `http://www.robots.ox.ac.uk/~qwang/`. pysot's model zoo distributes the same
@@ -262,8 +323,9 @@ if real_ckpt.exists():
     print("loaded", real_ckpt, "as", real_model.config.name,
           f"({count_parameters(real_model):,} parameters)")
 else:
-    print(f"{real_ckpt} not found: download SiamMask_DAVIS.pth (see above) to run the "
-          "chapters with trained weights; they use the seeded file otherwise.")
+    print(f"{real_ckpt} not found: download SiamMask_DAVIS.pth (see above) to try the "
+          "released trained network in place of `net` (or, in chapter 7, "
+          "`Tracker.from_checkpoint`).")
 
 # %% [markdown]
 # ## Recap
@@ -273,8 +335,9 @@ else:
 # * The comparison is a correlation; each cell of its $25\times25$ output is a **RoW**, a
 #   256-d vector describing one 127-px window of $x$.
 # * SiamMask reads three things from every RoW: a score, a box (per anchor) and a mask.
-# * The book's checkpoint has random weights in the released layout: right algorithm,
-#   meaningless outputs.
+# * Two networks: the seeded checkpoint (released layout, random weights) for shapes and
+#   exactness against the released code, and the shipped SiamMask-Lite (trained) for
+#   outputs that mean something — on `car-shadow` its best RoW's mask covers the car.
 #
 # ## Exercises
 #

@@ -5,7 +5,8 @@
 # 25×25 grid: the score (its `[bg×5, fg×5]` channel layout and softmax), the box (anchors
 # and deltas, decoded into crop pixels) and the mask (one 63×63 mask per RoW, paper Fig. 8),
 # and explore the masks with a small widget. The crops are real: the released tracker's own
-# exemplar and search crops of DAVIS `car-shadow`.
+# exemplar and search crops of DAVIS `car-shadow`. The layout is checked on the released
+# network; the outputs are read on a trained one, SiamMask-Lite.
 
 # %%
 # %matplotlib inline
@@ -16,9 +17,9 @@ import cv2
 import numpy as np
 import torch
 
-from siammask_edu import load_released_checkpoint, testing
+from siammask_edu import geometry, load_released_checkpoint, testing
 from siammask_edu.config import TrackerConfig, fast_mode
-from siammask_edu.paths import reference_root
+from siammask_edu.paths import davis_sequence, reference_root
 from siammask_edu.viz import figures, widgets
 
 torch.set_num_threads(1 if fast_mode() else 2)
@@ -56,7 +57,8 @@ figures.image_strip([z_rgb, x_rgb], ["exemplar z (frame 0)", "search x (frame 1)
 #
 # :::{warning}
 # Random weights in the released layout (chapter 1): the algorithm is real, the outputs
-# do not describe the car until trained weights are loaded.
+# do not describe the car. We use this network to check the layout against the released
+# implementation, then switch to trained weights to read the outputs.
 # :::
 
 # %%
@@ -91,6 +93,50 @@ testing.compare("loc vs released", delta[0], rec["loc"][1], atol=1e-4)
 mr, mc = (int(v) for v in rec["mask_pos"][1])  # the RoW the released tracker chose
 testing.compare(f"mask at RoW ({mr},{mc})", mask_logits[0, :, mr, mc].reshape(63, 63),
                 rec["mask_logit"][1], atol=1e-4)
+
+# %% [markdown]
+# ## Trained weights, to read the outputs
+#
+# The layout is the released one; what the numbers *say* needs a trained network. The
+# package ships **SiamMask-Lite** (chapter 9): an EfficientNet-Lite0 backbone and
+# 128-channel heads in place of ResNet-50 and 256, but the same crops, the same 25×25
+# RoWs, the same `[bg×5, fg×5]` score, 5-anchor box and 63×63 mask layouts — so everything
+# below reads its outputs exactly as it would read the released ones. We run it on the
+# same two crops; we ask for the dense mask head explicitly, since a model with a
+# refinement module would skip it. Without the weights (`testing.lite_or_seeded` says
+# so) the seeded base network stays, and the checks on the car are skipped.
+
+# %%
+net, trained = testing.lite_or_seeded(preset="base")
+with torch.no_grad():
+    out = net.track(x, net.template(z), mask_head=True)
+score, delta, mask_logits = out.score, out.delta, out.mask_logits  # from here on: net's
+print(net.config.name, "| score", tuple(score.shape), "| delta", tuple(delta.shape),
+      "| mask_logits", tuple(mask_logits.shape))
+assert tuple(score.shape) == (1, 10, 25, 25) and tuple(delta.shape) == (1, 20, 25, 25)
+assert tuple(mask_logits.shape) == (1, 63 * 63, 25, 25)
+
+# %% [markdown]
+# To check what it finds we need the car in the search crop. The fixture's crop is the
+# released tracker's crop of frame 1, centred on the start box (`init_target_pos`) with
+# side $S$ from the start size (chapter 7 derives both). Cutting frame 1 with the
+# library's crop reproduces it bit for bit, so cutting the DAVIS annotation of frame 1
+# the same way gives the car's pixels in the crop:
+
+# %%
+frames_dir, annos_dir = davis_sequence("car-shadow")
+center = meta["init_target_pos"]
+_, S_x = geometry.search_region(meta["init_target_sz"])  # side of the search square, px
+frame1 = cv2.imread(str(frames_dir / "00001.jpg"))  # BGR, as the network eats it
+testing.compare("crop of frame 1 vs fixture",
+                geometry.crop_subwindow(frame1, center, 255, S_x, rec["avg_chans"]),
+                rec["x_crops"], atol=0, rtol=0)
+anno1 = cv2.imread(str(annos_dir / "00001.png"))  # (480, 854, 3), 0 or 255
+car_x = geometry.crop_subwindow(anno1, center, 255, S_x, (0, 0, 0), out="numpy")
+car_x = car_x[..., 0] > 127  # (255, 255) bool: the car's pixels in the crop
+ys, xs = np.nonzero(car_x)
+car_box = (int(xs.min()), int(ys.min()), int(np.ptp(xs)) + 1, int(np.ptp(ys)) + 1)
+print(f"S = {S_x} px | the car in the crop: {car_x.sum()} px, box xywh {car_box}")
 
 # %% [markdown]
 # ## The score: `[bg × 5, fg × 5]`
@@ -132,9 +178,13 @@ figures.image_strip([p_fg[a] for a in range(k)], [f"P(fg), anchor {a}" for a in 
                     cmap="viridis", vmin=0, vmax=1, size=2.0)
 
 # %% [markdown]
-# (The released tracker does not take this raw arg-max: it multiplies by a penalty on size
-# and ratio changes and mixes in a cosine window first, which is why its choice
-# `mask_pos` above can differ. That belongs to the online tracker, chapter 7.)
+# The trained network's foreground is a compact blob of RoWs around the car, and it
+# prefers the anchors whose shape fits a car seen from the side: the square and wide
+# anchors 0–2 are sure, the tall anchors 3 and 4 much less so.
+#
+# (The tracker does not take this raw arg-max: it multiplies by a penalty on size and
+# ratio changes and mixes in a cosine window first. That belongs to the online tracker,
+# chapter 7.)
 #
 # ## Anchors
 #
@@ -202,14 +252,27 @@ print(f"best anchor {A[n_best]} -> box cx={bx:.1f} cy={by:.1f} w={bw:.1f} h={bh:
 testing.compare("dx of the best anchor", d[0, n_best], delta[0, a_best, r_best, c_best])
 
 # %%
-show = x_rgb.copy()
 cx, cy = 127 + bx, 127 + by  # crop centre + offset
+x1, y1 = max(cx - bw / 2, car_box[0]), max(cy - bh / 2, car_box[1])
+x2 = min(cx + bw / 2, car_box[0] + car_box[2])
+y2 = min(cy + bh / 2, car_box[1] + car_box[3])
+inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+box_iou = inter / (bw * bh + car_box[2] * car_box[3] - inter)
+print(f"decoded box vs the car's box in the crop: IoU {box_iou:.3f}")
+if trained:
+    assert box_iou > 0.5  # interim SiamMask-Lite: 0.78 (anchor 2 at RoW (12, 12))
+
+# %%
+show = x_rgb.copy()
 cv2.rectangle(show, (int(cx - bw / 2), int(cy - bh / 2)), (int(cx + bw / 2), int(cy + bh / 2)),
               (255, 255, 0), 2)
 ax_, ay_ = 127 + A[n_best, 0], 127 + A[n_best, 1]
 cv2.rectangle(show, (int(ax_ - A[n_best, 2] / 2), int(ay_ - A[n_best, 3] / 2)),
               (int(ax_ + A[n_best, 2] / 2), int(ay_ + A[n_best, 3] / 2)), (255, 0, 255), 1)
-figures.image_strip([show], ["anchor (magenta) and decoded box (yellow)"], size=3.5)
+cv2.rectangle(show, car_box[:2], (car_box[0] + car_box[2], car_box[1] + car_box[3]),
+              (255, 255, 255), 1)
+figures.image_strip([show], ["anchor (magenta), decoded box (yellow), car (white)"],
+                    size=3.5)
 
 # %% [markdown]
 # ## The masks: one per RoW (paper Fig. 8)
@@ -226,15 +289,33 @@ grid = [0, 6, 12, 18, 24]
 figures.row_mask_grid(masks, grid, grid, score=p_fg.max(dim=0).values)
 
 # %% [markdown]
-# With trained weights the masks of RoWs on the target show the car, each placed within
-# its own window, and RoWs far from it show little; here, with random weights, they are
-# texture. Fig. 8's point survives: **every RoW has a different mask**.
+# The RoW on the car, (12, 12), gives a crisp car-shaped mask. RoWs off the car give
+# vaguer blobs of whatever lies in their windows: the mask loss is computed only at
+# positive RoWs (chapter 8), so nothing teaches a RoW to return an empty mask — the score
+# decides which mask is used. (With the seeded weights all masks are texture.) Fig. 8's
+# point: **every RoW has a different mask**.
 
 # %%
 corr = masks.reshape(625, -1)
 sim = np.corrcoef(corr[[0, 312, 624]])
 print("correlation between the masks of RoWs (0,0), (12,12), (24,24):\n", sim.round(3))
 assert not np.allclose(masks[0, 0], masks[12, 12])
+
+# %% [markdown]
+# Is the chosen RoW's mask the car? Stretched to its 127-px window of the crop and
+# thresholded at the tracker's `seg_thr`, it can be compared with the car's pixels:
+
+# %%
+wx0, wy0, wx1, wy1 = figures.row_window(r_best, c_best)
+prob = 1 / (1 + np.exp(-masks[r_best, c_best]))  # (63, 63) sigmoid
+window_mask = cv2.resize(prob, (127, 127)) > cfg.seg_thr
+canvas = np.zeros((255 + 64, 255 + 64), bool)  # the crop and 32 px around it
+canvas[wy0 + 32:wy1 + 32, wx0 + 32:wx1 + 32] = window_mask
+mask_x = canvas[32:-32, 32:-32]  # (255, 255)
+mask_iou = (mask_x & car_x).sum() / (mask_x | car_x).sum()
+print(f"mask of RoW ({r_best}, {c_best}) vs the car in the crop: IoU {mask_iou:.3f}")
+if trained:
+    assert mask_iou > 0.5  # interim SiamMask-Lite: 0.72
 
 # %% [markdown]
 # ## Exploring the RoWs
@@ -245,7 +326,7 @@ assert not np.allclose(masks[0, 0], masks[12, 12])
 
 # %%
 viewer = widgets.RowMaskViewer(mask_logits[0], p_fg.max(dim=0).values, frame_crop=x_rgb)
-viewer.widget  # noqa: B018 (displays the widget)
+viewer.widget
 
 # %% [markdown]
 # The sliders call `viewer.show(row, col)`, which you can also call from code:
@@ -253,8 +334,9 @@ viewer.widget  # noqa: B018 (displays the widget)
 # %%
 print("opened at", viewer.current, "(best RoW)")
 assert viewer.current == (r_best, c_best)
-viewer.show(mr, mc)  # the RoW the released tracker chose
-assert viewer.current == (mr, mc) and (viewer.row.value, viewer.col.value) == (mr, mc)
+below = (min(r_best + 1, 24), c_best)  # the RoW 8 crop pixels below the best
+viewer.show(*below)
+assert viewer.current == below and (viewer.row.value, viewer.col.value) == below
 assert bytes(viewer.image.value).startswith(b"\x89PNG")
 print(viewer.label.value.replace("&middot;", "|").replace("&gt;", ">"))
 
@@ -276,6 +358,8 @@ viewer.figure()
 # * Mask: `(1, 3969, 25, 25)`, a row-major 63×63 mask per RoW, of that RoW's own window.
 # * The base model is the sharp checkpoint without its refinement weights; loading it with
 #   `preset="base"` drops them with a warning.
+# * Read with trained weights (SiamMask-Lite), the best RoW's box and mask cover the car;
+#   masks of RoWs off the target are not trained to be empty — the score picks the RoW.
 #
 # ## Exercises
 #

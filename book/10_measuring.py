@@ -158,18 +158,20 @@ plt.tight_layout()
 # `siammask-edu benchmark` runs the tracker and the evaluation in one go and writes
 # masks or VOT result files, `metrics.json` (every number, versions, device, seed, the
 # model's sha256, the hyper-parameters), a CSV and plots. The model is the shipped
-# SiamMask-Lite when this build has it, else the book's **seeded checkpoint** (random
-# weights: the numbers below say nothing about SiamMask; they show the machinery). In fast
-# mode each sequence is cut to its first few frames.
+# SiamMask-Lite, trained by this project (chapter 9): measuring needs a model whose
+# masks follow the object. In a build without its weights the book's **seeded
+# checkpoint** stands in (random weights: the numbers then say nothing about SiamMask;
+# they show the machinery). In fast mode each sequence is cut to its first few frames.
 
 # %%
 from siammask_edu.tracker import pretrained_path
 
 try:
-    model = "lite" if pretrained_path("lite", None).is_file() else None
-except (FileNotFoundError, ValueError, OSError):
-    model = None
-model = model or str(fixtures / "siammask_sharp_seed1.f16.pth")
+    pretrained_path("lite")
+    model = "lite"
+except FileNotFoundError as exc:
+    print(f"SiamMask-Lite weights absent ({exc}): the seeded checkpoint stands in")
+    model = str(fixtures / "siammask_sharp_seed1.f16.pth")
 n = 3 if fast_mode() else 25
 out = __import__("tempfile").mkdtemp(prefix="bench_")
 t0 = time.perf_counter()
@@ -197,13 +199,18 @@ print(f"paper, Table 2   {0.347:8.3f}{0.602:8.3f}{'':>8}  (VOT-2018, 60 sequence
 print(f"this run         {'-' if v['eao']['VOT2018'] is None else v['eao']['VOT2018']:>8}"
       f"{'-' if a is None else f'{a:.3f}':>8}{v['lost_number']:8d}  (bag + book, "
       f"{n + 1} frames each)")
+if model == "lite":
+    # interim SiamMask-Lite: J-Mean 0.51 in fast mode (frame 1 of each sequence), 0.52 on
+    # the full sequences (model card); the floor leaves room for retrained weights
+    assert d["J-Mean"] > 0.35
 
 # %% [markdown]
 # **What differs from the paper, plainly.** The paper's SiamMask has a ResNet-50
 # backbone trained on YouTube-VOS, COCO and ImageNet-VID/DET; Table 3 covers the 20
 # DAVIS-2016 val sequences at full length and Table 2 the 60 VOT-2018 sequences. Here:
-# the weights are **seeded-random until the lite model ships** (then SiamMask-Lite, an
-# EfficientNet-Lite0 backbone trained on a small CPU budget), 3 DAVIS sequences and 2 VOT
+# SiamMask-Lite (an EfficientNet-Lite0 backbone trained on a small CPU budget, possibly
+# an interim snapshot — its model card says which, with its full-length figures; in a
+# build without the weights, seeded-random weights), 3 DAVIS sequences and 2 VOT
 # sequences, and in fast mode only the first few frames of each: with 3 frames nothing
 # survives the VOT burn-in of 10 frames (accuracy is undefined, shown as `-`), and no
 # fragment reaches the EAO window. Run `siammask-edu benchmark vot --model lite --out

@@ -7,13 +7,17 @@
   ``get_model_no_weights`` idea): the real geometry at a fraction of the cost;
 * :func:`random_boxes` — valid ``xywh`` boxes inside a frame (detectron2's ``random_boxes``);
 * :func:`synthetic_frame` — a deterministic RGB frame with a few shapes on a textured
-  background, for tests that need an image but no dataset.
+  background, for tests that need an image but no dataset;
+* :func:`lite_or_seeded` — the shipped SiamMask-Lite network for the chapters whose point is
+  what the tracker does on a real object, or the book's seeded checkpoint in a build without
+  the weights.
 
 See book/03_depthwise_xcorr.py.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import NamedTuple
 
 import cv2
@@ -193,4 +197,58 @@ def synthetic_frame(h: int = 480, w: int = 640, seed: int = 0, return_mask: bool
     return frame
 
 
-__all__ = ["Comparison", "compare", "random_boxes", "synthetic_frame", "tiny_model"]
+def lite_or_seeded(preset: str = "sharp", verbose: bool = True):
+    """The shipped SiamMask-Lite network, or the book's seeded checkpoint without the weights.
+
+    The chapters use two networks. The **seeded checkpoint**
+    (``fixtures/siammask_sharp_seed1.f16.pth`` of the reference fixtures) has the released
+    ResNet-50 layout with random weights: right for shapes and for exactness against the
+    released implementation, but its masks follow no object. **SiamMask-Lite**
+    (``Tracker.from_pretrained("lite")``'s weights, trained by this project) is used where
+    the point is what the tracker does on a real object. When this build has no lite weights
+    (:func:`~siammask_edu.tracker.pretrained_path` raises ``FileNotFoundError``) the seeded
+    checkpoint stands in, and a line says so, so that a chapter still runs.
+
+    Args:
+        preset: model preset for the seeded fallback (``"sharp"``, or ``"base"`` to drop the
+            refinement weights silently).
+        verbose: print which network was loaded.
+
+    Returns:
+        ``(model, trained)``: a :class:`~siammask_edu.models.SiamMask` in eval mode on the
+        CPU (fp32), and ``True`` for SiamMask-Lite, ``False`` for the seeded fallback.
+
+    Raises:
+        FileNotFoundError: neither the lite weights nor the reference fixtures are present.
+
+    See book/07_online_tracker.py.
+    """
+    import warnings
+    from importlib import resources
+
+    from .checkpoint import load_checkpoint, load_released_checkpoint
+    from .paths import reference_root
+    from .tracker import pretrained_path
+
+    try:
+        shipped = pretrained_path("lite")
+    except FileNotFoundError as exc:
+        path = reference_root() / "fixtures" / "siammask_sharp_seed1.f16.pth"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # preset "base" drops the refinement weights
+            model = load_released_checkpoint(path, preset=preset)
+        if verbose:
+            print(f"SiamMask-Lite weights absent ({exc}).\nUsing the seeded checkpoint "
+                  f"{path.name} ({model.config.name}, random weights): the outputs follow "
+                  "no object and the checks on them are skipped.")
+        return model.eval(), False
+    with resources.as_file(shipped) as path:
+        model = load_checkpoint(path)
+    if verbose:
+        print(f"SiamMask-Lite: shipped weights {Path(path).name} ({model.config.name}, "
+              f"{model.config.backbone}, refinement: {model.refine is not None})")
+    return model.eval(), True
+
+
+__all__ = ["Comparison", "compare", "lite_or_seeded", "random_boxes", "synthetic_frame",
+           "tiny_model"]

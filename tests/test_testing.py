@@ -135,3 +135,31 @@ def test_synthetic_frame_deterministic_rgb_and_mask():
     inside = f1[m1]
     assert (inside == inside[0]).all()
     assert f1[~m1].mean() < inside.mean()
+
+
+def test_lite_or_seeded_loads_the_weights_file(tmp_path, monkeypatch, capsys):
+    from siammask_edu import save_checkpoint
+    from siammask_edu.tracker import WEIGHTS_ENV
+
+    ref = testing.tiny_model(seed=5)
+    path = tmp_path / "siammask_lite.pth"
+    save_checkpoint(ref, path)
+    monkeypatch.setenv(WEIGHTS_ENV, str(path))
+    model, trained = testing.lite_or_seeded()
+    assert trained and model.config.name == "tiny" and not model.training
+    for (k, a), b in zip(model.state_dict().items(), ref.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert "SiamMask-Lite: shipped weights siammask_lite.pth" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("preset", ["sharp", "base"])
+def test_lite_or_seeded_falls_back_without_weights(fixtures_dir, tmp_path, monkeypatch, capsys,
+                                                   preset):
+    from siammask_edu.tracker import WEIGHTS_ENV
+
+    monkeypatch.setenv(WEIGHTS_ENV, str(tmp_path / "missing.pth"))  # pretrained_path raises
+    model, trained = testing.lite_or_seeded(preset)
+    assert not trained and model.config.name == preset and not model.training
+    assert (model.refine is None) == (preset == "base")
+    out = capsys.readouterr().out
+    assert "SiamMask-Lite weights absent" in out and "siammask_sharp_seed1.f16.pth" in out
