@@ -151,10 +151,11 @@ def test_toolkit_baseline_matches_our_metrics(tmp_path):
         sizes[s] = (w, h)
         assert len(results[s]) == len(gt)
     r = ours.evaluate_vot(results, gts, sizes)
-    # the toolkit averages accuracy per sequence, then over sequences
+    # the toolkit's A (AverageAccuracyRobustness) is the mean of the per-sequence accuracies
+    # weighted by sequence length, like its R (with 30 frames each: the plain mean)
     acc_seq = {row["sequence"]: row["accuracy"] for row in r["per_sequence"]}
-    ours_acc = float(np.nanmean(list(acc_seq.values())))
     n_total = sum(len(g) for g in gts.values())
+    ours_acc = sum(np.nan_to_num(acc_seq[s]) * len(gts[s]) for s in gts) / n_total
     fails = {row["sequence"]: row["failures"] for row in r["per_sequence"]}
     # toolkit R: sum over sequences of failures weighted by length / total length
     ours_r = sum(fails[s] * len(gts[s]) for s in gts) / n_total
@@ -162,9 +163,9 @@ def test_toolkit_baseline_matches_our_metrics(tmp_path):
     print(f"toolkit: {numbers}")
     print(f"ours: accuracy {ours_acc:.6f} (pooled {r['accuracy']:.6f}), failures {fails}, "
           f"R (length-weighted) {ours_r:.6f}, EAO {r['eao']}")
-    # a sequence without a known frame (all inside the burn-in) is NaN for us, 0 for it
-    want_acc = float(np.mean([0.0 if np.isnan(a) else a for a in acc_seq.values()]))
-    assert numbers["accuracy"] == pytest.approx(want_acc, abs=5e-3)
+    # a sequence without a known frame (all inside the burn-in) is NaN for us, 0 for it;
+    # per sequence the two agree to ~1e-4 (both rasterise; measured on bag and book)
+    assert numbers["accuracy"] == pytest.approx(ours_acc, abs=1e-3)
     assert numbers["robustness"] == pytest.approx(ours_r, abs=1e-9)
     if n_frames <= 0:  # EAO: different fragment rules (docs/vot_toolkit.md), same scale
         assert numbers["eao"] == pytest.approx(r["eao"]["VOT2018"], abs=0.05)
