@@ -10,7 +10,7 @@ export MPLBACKEND=Agg SIAMMASK_EDU_FAST=1 SIAMMASK_EDU_SLOW=1 PYTHONHASHSEED=0
 jobs=${SIAMMASK_EDU_TEST_JOBS:-2}
 
 echo "== unit tests =="
-python -m pytest -q tests/ -n "$jobs" --durations=15
+python -m pytest -q -rs tests/ -n "$jobs" --durations=15
 
 echo "== book chapters (executed notebooks) =="
 chapters=(book/[0-9][0-9]_*.py)

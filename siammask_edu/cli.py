@@ -12,7 +12,9 @@ first-frame box is the default ``--box``) with the shipped SiamMask-Lite weights
 * ``boxes.txt``: one ``x,y,w,h`` per frame (frame 0: the initialisation box);
 * ``overlay.mp4`` (``overlay.avi`` if the mp4 codec is missing): frames with mask, rotated
   box, axis-aligned box and score drawn;
-* ``summary.json``: frame count, speed, configuration, checkpoint, versions. ``fps`` is
+* ``summary.json``: frame count, speed, configuration, checkpoint, precision, torch threads,
+  versions, per-frame scores and ``lost_frames`` (frames whose score fell below the
+  tracker's ``lost_score``; the overlay marks them ``LOST``). ``fps`` is
   frames tracked after the first divided by the time spent in ``Tracker.track`` (no I/O,
   no ``init``).
 
@@ -230,6 +232,12 @@ def _check_device(device: str) -> None:
         raise CliError(f"--device {device!r}: expected cpu, mps, cuda or cuda:N")
 
 
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def _check_precision(precision: str, device: str) -> None:
     from .tracker import check_precision
 
@@ -339,7 +347,7 @@ def cmd_track(args: argparse.Namespace) -> int:
     r0, r1 = (int(np.clip(round(v), 0, h)) for v in (y, y + bh))
     c0, c1 = (int(np.clip(round(v), 0, w)) for v in (x, x + bw))
     mask0[r0:r1, c0:c1] = True
-    polygons, boxes, scores = [_box_polygon(box0)], [box0], []
+    polygons, boxes, scores, lost = [_box_polygon(box0)], [box0], [], []
     video = None if args.no_video else sio.VideoWriter(out / "overlay.mp4", fps=source.fps or 25.0)
     interrupted, quit_key, t_init, t_track, t0 = False, False, 0.0, 0.0, time.perf_counter()
     total = None if source.kind == "camera" else len(source) or None  # 0: count unknown
@@ -365,6 +373,8 @@ def cmd_track(args: argparse.Namespace) -> int:
             polygons.append(np.asarray(result.polygon, np.float32))
             boxes.append(tuple(float(v) for v in result.box))
             scores.append(float(result.score))
+            if getattr(result, "lost", False):
+                lost.append(t)
             shown = render.draw_result(frame, result)
             if video is not None:
                 video.write(shown)
@@ -398,16 +408,22 @@ def cmd_track(args: argparse.Namespace) -> int:
         "wall_seconds": round(wall, 4),
         "fps": round(fps, 3) if n_tracked else None,
         "mean_score": float(np.mean(scores)) if scores else None, "scores": scores,
+        "lost_frames": lost, "lost_score": getattr(getattr(tracker, "config", None),
+                                                   "lost_score", None),
         "config": {"preset": args.config, "box_strategy": config.box_strategy,
                    "penalty_k": config.penalty_k, "window_influence": config.window_influence,
                    "lr": config.lr, "seg_thr": config.seg_thr},
         "checkpoint": str(args.checkpoint) if args.checkpoint else "lite (shipped)",
         "device": args.device, "precision": args.precision,
+        "torch_threads": _torch_threads(),
         "video": video.path.name if video is not None else None, "versions": _versions(),
     }
     with sio.atomic_open(out / "summary.json", "w") as fh:
         json.dump(summary, fh, indent=2)
     speed = f" ({fps:.1f} fps)" if n_tracked else ""
+    if lost:
+        speed += (f"; {len(lost)} frame(s) flagged lost (score below "
+                  f"{summary['lost_score']:.3f}: see summary.json lost_frames)")
     print(f"tracked {n_tracked} frames in {t_track:.2f} s{speed} -> {out}")
     return 130 if interrupted else 0
 

@@ -184,8 +184,11 @@ class Tracker:
             them bf16 is emulated and can be slower than fp32). ``"fp16"``: float16
             autocast, CUDA only. Every network output is converted back to float32
             (:func:`to_float32`) before post-processing, which stays exactly as in fp32
-            (float32 / float64 numpy). Not exact: boxes and masks move slightly (the
-            measured differences and speed are in book/11_speed.py).
+            (float32 / float64 numpy). Not exact: from the same state a frame's box
+            moves by a fraction of a pixel (SiamMask-Lite: <= 0.2 px, mask IoU >= 0.998
+            against fp32), but the differences feed back through the state, so over a
+            sequence the two tracks can drift apart by many pixels while both follow the
+            target (measured differences and speed: book/11_speed.py).
 
     Several trackers may share one model: the template, window, padding colour, state and
     frame size live in the tracker. ``init`` again starts afresh.

@@ -25,6 +25,7 @@ class _Result:
     polygon: np.ndarray
     box: tuple
     score: float
+    lost: bool = False
 
 
 class FakeTracker:
@@ -52,7 +53,8 @@ class FakeTracker:
         mask = np.zeros(self.hw, bool)
         mask[int(y):int(y + h), int(x):int(x + w)] = True
         poly = np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], np.float32)
-        return _Result(mask, poly, tuple(self.box), 0.5 + 0.1 * self.frames)
+        score = 0.5 + 0.1 * self.frames
+        return _Result(mask, poly, tuple(self.box), score, lost=score < 0.75)
 
 
 @pytest.fixture()
@@ -100,6 +102,7 @@ def test_track_writes_all_outputs(frames_dir, ckpt, fake, tmp_path, capsys):
     assert s["frames"] == 5 and s["frames_tracked"] == 4 and s["config"]["preset"] == "vot"
     assert s["config"]["lr"] == 0.25 and s["checkpoint"] == str(ckpt)
     assert s["scores"] == pytest.approx([0.6, 0.7, 0.8, 0.9]) and not s["interrupted"]
+    assert s["lost_frames"] == [1, 2] and s["torch_threads"] >= 1
     assert {"torch", "numpy", "opencv", "siammask_edu", "python"} <= set(s["versions"])
     assert [p.name for p in out.rglob(".*")] == []  # no temporary files left
     (t,) = fake.instances

@@ -91,6 +91,23 @@ def test_draw_result_draws_every_part():
     assert np.array_equal(_changed(bare, f), mask)
 
 
+def test_draw_result_marks_a_lost_target():
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class Lost(_Result):
+        lost: bool = True
+
+    f = _frame(80, 160)
+    mask = np.zeros((80, 160), bool)
+    ok = render.draw_result(f, _Result(mask, None, None, 0.5))
+    lost = render.draw_result(f, Lost(mask, None, None, 0.5))
+    # the label is longer and red: text pixels appear right of the plain label
+    assert _changed(lost, f)[:20].sum() > _changed(ok, f)[:20].sum()
+    text = lost[:20][_changed(lost, f)[:20]]
+    assert (text[:, 0].astype(int) - text[:, 1] > 100).any()  # red ink
+
+
 def test_encode_png_roundtrip():
     f = _frame()
     data = render.encode_png(f)

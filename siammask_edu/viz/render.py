@@ -152,7 +152,9 @@ def draw_result(frame: np.ndarray, result, mask_color: Color = MASK_COLOR,
             ``polygon`` (4, 2), ``box`` (x, y, w, h) and ``score``), frame coordinates.
         mask_color, polygon_color, box_color: RGB colours.
         alpha: mask opacity.
-        show_score: write ``"score 0.93"`` in the top-left corner.
+        show_score: write ``"score 0.93"`` in the top-left corner, followed by
+            ``"LOST"`` (in red) when the result says ``lost`` (the score is below the
+            tracker's calibrated ``lost_score``: a guess rather than a track).
 
     Returns:
         np.ndarray[H, W, 3] uint8: a new image.
@@ -171,7 +173,9 @@ def draw_result(frame: np.ndarray, result, mask_color: Color = MASK_COLOR,
         out = draw_polygon(out, polygon, polygon_color, 2)
     score = getattr(result, "score", None)
     if show_score and score is not None:
-        out = draw_text(out, f"score {float(score):.2f}")
+        lost = bool(getattr(result, "lost", False))
+        out = draw_text(out, f"score {float(score):.2f}" + (" LOST" if lost else ""),
+                        color=(255, 80, 80) if lost else (255, 255, 255))
     return out if out is not frame else out.copy()
 
 
