@@ -156,10 +156,14 @@ def crop_subwindow(frame_bgr: np.ndarray, center: Sequence[float], model_size: i
     left, top = max(0, -xmin), max(0, -ymin)
     right, bottom = max(0, xmax - W + 1), max(0, ymax - H + 1)
     if left or top or right or bottom:
-        canvas = np.empty((H + top + bottom, W + left + right, 3), np.uint8)
-        canvas[...] = np.asarray(avg_chans, dtype=np.float64)  # float -> uint8 truncates
-        canvas[top:top + H, left:left + W] = frame_bgr
-        patch = canvas[ymin + top:ymax + top + 1, xmin + left:xmax + left + 1]
+        # The released code pads the whole frame and then cuts the patch; filling only the
+        # patch-sized canvas gives the same pixels without copying the frame.
+        patch = np.empty((sz, sz, 3), np.uint8)
+        patch[...] = np.asarray(avg_chans, dtype=np.float64)  # float -> uint8 truncates
+        x0, y0 = max(xmin, 0), max(ymin, 0)
+        x1, y1 = min(xmax + 1, W), min(ymax + 1, H)
+        if x1 > x0 and y1 > y0:
+            patch[y0 - ymin:y1 - ymin, x0 - xmin:x1 - xmin] = frame_bgr[y0:y1, x0:x1]
     else:
         patch = frame_bgr[ymin:ymax + 1, xmin:xmax + 1]
     if int(model_size) != sz:

@@ -129,3 +129,45 @@ def test_vot_polygon_rule_axis_aligned_and_errors():
         vot_polygon_to_cxcywh([0, 0, 0, 0, 0, 0, 0, float("nan")])
     with pytest.raises(ValueError, match="degenerate"):
         vot_polygon_to_cxcywh([5, 5, 5, 5, 5, 5, 5, 5])
+
+
+def _released_crop(im, pos, model_sz, original_sz, avg_chans):
+    """The released get_subwindow_tracking, written out: pad the whole frame, then cut."""
+    sz = original_sz
+    c = (sz + 1) / 2
+    xmin, ymin = round(pos[0] - c), round(pos[1] - c)
+    xmax, ymax = xmin + sz - 1, ymin + sz - 1
+    H, W = im.shape[:2]
+    left, top = max(0, -xmin), max(0, -ymin)
+    right, bottom = max(0, xmax - W + 1), max(0, ymax - H + 1)
+    xmin, xmax, ymin, ymax = xmin + left, xmax + left, ymin + top, ymax + top
+    if any([top, bottom, left, right]):
+        te = np.zeros((H + top + bottom, W + left + right, 3), np.uint8)
+        te[top:top + H, left:left + W, :] = im
+        if top:
+            te[0:top, left:left + W, :] = avg_chans
+        if bottom:
+            te[H + top:, left:left + W, :] = avg_chans
+        if left:
+            te[:, 0:left, :] = avg_chans
+        if right:
+            te[:, W + left:, :] = avg_chans
+        patch = te[ymin:ymax + 1, xmin:xmax + 1, :]
+    else:
+        patch = im[ymin:ymax + 1, xmin:xmax + 1, :]
+    if model_sz != sz:
+        patch = cv2.resize(patch, (model_sz, model_sz))
+    return patch
+
+
+def test_crop_equals_the_released_padding_bit_for_bit():
+    """Our crop fills only a patch-sized canvas; the released code pads the whole frame."""
+    rng = np.random.default_rng(0)
+    im = rng.integers(0, 256, (61, 83, 3), dtype=np.uint8)
+    avg = im.mean(axis=(0, 1))
+    for _ in range(300):
+        pos = rng.uniform(-40, 120, 2)
+        sz = int(rng.integers(1, 140))
+        for model_sz in (sz, 127, 255):
+            got = crop_subwindow(im, pos, model_sz, sz, avg, out="numpy")
+            assert np.array_equal(got, _released_crop(im, pos, model_sz, sz, avg))

@@ -67,7 +67,7 @@ def test_unknown_name_and_missing_explicit_file(tmp_path, monkeypatch):
 
 def test_from_pretrained_loads_fp16_file_and_its_threshold(tiny_file, monkeypatch):
     model, path = tiny_file
-    t = Tracker.from_pretrained("lite", weights=path)
+    t = Tracker.from_pretrained("lite", weights=path, fast=True)  # unfolded: bit for bit
     assert t.config.lost_score == 0.25 and t.config.name == "davis"
     # the same tracking as the original network with its weights rounded to fp16
     rounded = tiny_model(seed=3)
@@ -84,6 +84,22 @@ def test_from_pretrained_loads_fp16_file_and_its_threshold(tiny_file, monkeypatc
     # a TrackerConfig given explicitly is used as it is
     t = Tracker.from_pretrained("lite", config=TrackerConfig.vot(), weights=path)
     assert t.config.lost_score == TrackerConfig().lost_score == 0.5 and t.config.name == "vot"
+
+
+def test_from_pretrained_runs_folded_by_default(tiny_file):
+    """Default fast="fold_all": BatchNorm folded, channels-last; the track stays that of
+    the unfolded network to well below a pixel."""
+    model, path = tiny_file
+    folded = Tracker.from_pretrained("lite", weights=path)
+    plain = Tracker.from_pretrained("lite", weights=path, fast=True)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.model.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.model.modules())
+    seq = make_synthetic_sequence(n_frames=4, size=(120, 160), seed=2)
+    for a, b in zip(folded.track_sequence(seq.frames, seq.box),
+                    plain.track_sequence(seq.frames, seq.box)):
+        assert a.row_col == b.row_col and abs(a.score - b.score) < 1e-4
+        np.testing.assert_allclose(a.center, b.center, atol=1e-2)
+        np.testing.assert_allclose(a.size, b.size, atol=1e-2)
 
 
 def test_lost_follows_the_score_and_threshold(tiny_file):
