@@ -44,7 +44,7 @@ SEQUENCE = "car-shadow"
 INIT_BOX = (313.0, 88.0, 342.0, 194.0)
 PRESETS = ("sharp", "base", "lite")
 PATHS = ("released", "fast", "fold_all")
-PRECISIONS = ("fp32", "bf16", "fp16")  # = siammask_edu.tracker.PRECISIONS
+PRECISIONS = ("fp32", "bf16", "fp16")  # = siammask_edu.precision.PRECISIONS (no torch import here)
 SECTIONS = ("crop", "backbone", "heads", "refine", "post")
 
 
@@ -139,7 +139,7 @@ def timed_track(tracker, bgr: np.ndarray, sw) -> object:
     """
     from .models.siammask import Exemplar, SearchOutputs
     from .postprocess import postprocess_step
-    from .tracker import to_float32
+    from .precision import to_float32
 
     model = tracker.model
     with sw("crop"):
@@ -379,7 +379,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _run_cli(args) -> int:
-    from .tracker import check_precision
+    from .precision import check_precision
 
     for prec in args.precision:  # fail before any worker starts (fp16 needs CUDA)
         check_precision(prec, args.device)

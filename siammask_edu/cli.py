@@ -239,7 +239,7 @@ def _torch_threads() -> int:
 
 
 def _check_precision(precision: str, device: str) -> None:
-    from .tracker import check_precision
+    from .precision import check_precision
 
     try:
         check_precision(precision, device)

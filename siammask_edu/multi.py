@@ -22,7 +22,8 @@ import torch
 
 from .models.siammask import Exemplar, SearchOutputs
 from .postprocess import postprocess_step
-from .tracker import Tracker, TrackResult, to_float32
+from .precision import to_float32
+from .tracker import Tracker, TrackResult
 
 
 def slice_outputs(out: SearchOutputs, i: int) -> SearchOutputs:

@@ -18,7 +18,8 @@ from siammask_edu import bench, cli, data, testing
 from siammask_edu import tracker as tracker_mod
 from siammask_edu.data import make_synthetic_sequence
 from siammask_edu.multi import MultiTracker
-from siammask_edu.tracker import PRECISIONS, Tracker, check_precision, to_float32
+from siammask_edu.precision import PRECISIONS, check_precision, to_float32
+from siammask_edu.tracker import Tracker
 
 
 def _iou(a, b):
