@@ -207,16 +207,7 @@ def _resolve_source(source: str, box):
     from . import data
 
     if not Path(source).exists() and not source.isdigit() and source in data.available_samples():
-        root = data.sample_path(source)
-        frames = root / "frames"
-        if not frames.is_dir():
-            from .io import VIDEO_EXTENSIONS
-
-            videos = sorted(p for p in root.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS)
-            frames = videos[0] if videos else frames
-        if box is None:
-            box = tuple(float(v) for v in data._read_boxes(root / "groundtruth.txt")[0])
-        return str(frames), box
+        return str(data.sample_frames(source)), box if box is not None else data.sample_box(source)
     if box is None:
         raise CliError("--box x,y,w,h is required (the first-frame box of the object)")
     return source, box

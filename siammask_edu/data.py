@@ -250,6 +250,35 @@ def _read_boxes(path: Path) -> np.ndarray:
     return np.array(rows, np.float32).reshape(-1, 4)
 
 
+def sample_frames(name: str) -> Path:
+    """Where a shipped sample's frames are: its ``frames/`` folder, else its video file.
+
+    Raises:
+        FileNotFoundError: no such sample, or a sample with neither ``frames/`` nor a video.
+
+    See book/07_online_tracker.py.
+    """
+    root = sample_path(name)
+    if (root / "frames").is_dir():
+        return root / "frames"
+    videos = sorted(p for p in root.iterdir() if p.suffix.lower() in sio.VIDEO_EXTENSIONS)
+    if not videos:
+        raise FileNotFoundError(f"sample {root} has neither frames/ nor a video file")
+    return videos[0]
+
+
+def sample_box(name: str) -> tuple[float, float, float, float]:
+    """The first-frame ``(x, y, w, h)`` of a shipped sample (first line of its
+    ``groundtruth.txt``; an 8-number polygon becomes its min/max box).
+
+    Raises:
+        FileNotFoundError: no such sample.
+
+    See book/07_online_tracker.py.
+    """
+    return tuple(float(v) for v in _read_boxes(sample_path(name) / "groundtruth.txt")[0])
+
+
 def load_sample(name: str = "synthetic_ellipse") -> Sample:
     """Load a sample shipped in ``data_samples/`` (paths resolved from the package, not cwd).
 
@@ -269,13 +298,7 @@ def load_sample(name: str = "synthetic_ellipse") -> Sample:
     See book/07_online_tracker.py.
     """
     root = sample_path(name)
-    videos = sorted(p for p in root.iterdir() if p.suffix.lower() in sio.VIDEO_EXTENSIONS)
-    if (root / "frames").is_dir():
-        src = sio.FrameSource(root / "frames")
-    elif videos:
-        src = sio.FrameSource(videos[0])
-    else:
-        raise FileNotFoundError(f"sample {root} has neither frames/ nor a video file")
+    src = sio.FrameSource(sample_frames(name))
     frames = list(src)
     masks = None
     if (root / "masks").is_dir():

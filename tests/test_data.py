@@ -129,3 +129,11 @@ def test_bunny_clip_loads_with_its_box_on_the_grey_rabbit():
     assert np.abs(s.frames[-1].astype(int) - s.frames[0]).mean() > 10
     readme = (s.path / "README.md").read_text()
     assert "Big Buck Bunny © Blender Foundation | www.bigbuckbunny.org, CC BY 3.0" in readme
+
+
+def test_sample_frames_and_box():
+    assert data.sample_frames("bunny").name == "bunny.mp4"
+    assert data.sample_frames("synthetic_ellipse").name == "frames"
+    assert data.sample_box("bunny") == data.load_sample("bunny").box
+    with pytest.raises(FileNotFoundError, match="no sample named"):
+        data.sample_frames("nope")
