@@ -227,8 +227,10 @@ assert res["finished"] and "final.pth" in files and len(rows) == tiny.total_step
 # keeps the backbone frozen — unfreezing blocks 9–10 doubles a CPU step, and the shipped
 # model was trained this way to fit the CPU time; see its model card) and the
 # `lite_refine` preset (refine stage: 143 searches, only the mask branch and the
-# refinement trained, 5 × 3200 pairs). `scripts/calibrate_lost.py` then sets the
-# threshold of `TrackResult.lost` on the train sequences, and `scripts/export_lite.py`
+# refinement trained, 5 × 3200 pairs). `scripts/calibrate_lost.py` then sets, on the
+# train sequences only, the mask threshold `seg_thr` (the best mean J over a grid: the
+# mask never feeds back into the tracker, so one run scores every threshold) and the
+# threshold of `TrackResult.lost`, and `scripts/export_lite.py`
 # writes the fp16 weights into the package with their model card (J on the validation
 # sequences, speed, steps, wall time).
 
@@ -243,7 +245,8 @@ for s in run["stages"]:
 # ## The shipped model on a validation sequence
 #
 # `Tracker.from_pretrained("lite")` loads the weights from inside the installed package —
-# no download — with the `lost` threshold calibrated for them when the file carries one.
+# no download — with the `seg_thr` and `lost` thresholds calibrated for them when the
+# file carries them.
 # The file also records where it comes from: the stage and step of the run, and whether
 # it is an interim snapshot of a run still in progress (its model card,
 # `siammask_edu/weights/MODEL_CARD.md`, gives the figures). A build without the weights

@@ -1,4 +1,4 @@
-"""Calibrate ``TrackerConfig.lost_score`` (``TrackResult.lost``) on DAVIS-2016 train sequences.
+"""Calibrate ``TrackerConfig.lost_score`` (``TrackResult.lost``) and ``seg_thr`` on DAVIS-2016 train sequences.
 
 Usage (from the checkout root)::
 
@@ -8,7 +8,15 @@ Usage (from the checkout root)::
 The tracker runs over every DAVIS-2016 *train* sequence (``ImageSets/2016/train.txt``;
 validation sequences are refused) at 240p, started from the bounding box of the first
 annotation (a base-stage checkpoint without its untrained refinement, see
-``export_lite.load_for_tracking``), and every tracked frame gets a label:
+``export_lite.load_for_tracking``).
+
+**Mask threshold first.** The mask never feeds back into the tracker's state (the box
+branch moves it), so one run gives each frame's J for every threshold of ``--seg-thrs``;
+``seg_thr`` is the one with the best mean over sequences of the per-sequence mean J (the
+released code took its 0.35 from a search on the benchmark itself; a trained-here model
+gets its own value from its own training sequences).
+
+Then every tracked frame gets a label, its J taken at that ``seg_thr``:
 
 * **on target**: the mask's J with the annotation is >= ``--on-target`` (0.5);
 * **off target**: J < ``--off-target`` (0.1): the tracker follows something else;
@@ -17,12 +25,12 @@ annotation (a base-stage checkpoint without its untrained refinement, see
   (the other sequence may show a similar object: the label is then pessimistic);
 * frames with J in between are ambiguous and not used.
 
-The threshold ``t`` maximises the balanced accuracy ``(P(score >= t | on target) +
+The lost threshold ``t`` maximises the balanced accuracy ``(P(score >= t | on target) +
 P(score < t | off target or absent)) / 2`` over the midpoints between consecutive observed
 scores (ties: the median of the best thresholds). The JSON written to ``--out`` holds the
-threshold, the rates and counts, the sequences and the rule; ``scripts/export_lite.py
---lost-json`` stores it in the shipped checkpoint, where :meth:`Tracker.from_pretrained`
-picks it up.
+thresholds, the rates and counts, J by mask threshold, the sequences and the rule;
+``scripts/export_lite.py --lost-json`` stores both thresholds in the shipped checkpoint,
+where :meth:`Tracker.from_pretrained` picks them up.
 
 See book/09_training_lite.py.
 """
@@ -44,6 +52,9 @@ from export_lite import load_for_tracking, track_davis
 from siammask_edu import Tracker, io
 from siammask_edu.datasets import DAVIS2016_VAL
 from siammask_edu.paths import data_root, davis_sequence
+
+
+SEG_THRS = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
 
 
 def train_sequences(root=None) -> list[str]:
@@ -101,8 +112,12 @@ def _absent_scores(tracker: Tracker, name: str, other: str, resolution: str, max
 
 def calibrate(checkpoint: Path, sequences=None, resolution: str = "240p", max_frames=None,
               on_target: float = 0.5, off_target: float = 0.1, threads: int = 2,
-              root=None, config: str = "davis") -> dict:
-    """Run the protocol of the module docstring; returns the JSON-able result."""
+              root=None, config: str = "davis", seg_thrs=SEG_THRS) -> dict:
+    """Run the protocol of the module docstring; returns the JSON-able result.
+
+    ``seg_thrs``: candidate mask thresholds (None or empty: keep the preset's ``seg_thr``
+    and do not calibrate it).
+    """
     sequences = list(sequences) if sequences else train_sequences(root)
     bad = sorted(set(sequences) & set(DAVIS2016_VAL))
     if bad:
@@ -113,18 +128,24 @@ def calibrate(checkpoint: Path, sequences=None, resolution: str = "240p", max_fr
     torch.set_num_threads(threads)
     try:
         tracker = Tracker(load_for_tracking(checkpoint)[0], config)
-        pos, off, absent, ambiguous = [], [], [], 0
+        thrs = [float(t) for t in seg_thrs] if seg_thrs else [tracker.config.seg_thr]
+        runs, absent = [], []
         for i, name in enumerate(sequences):
-            r = track_davis(tracker, name, resolution, max_frames, root)
-            for j, s in zip(r["J_per_frame"], r["scores"]):
+            runs.append(track_davis(tracker, name, resolution, max_frames, root, thrs))
+            absent += _absent_scores(tracker, name, sequences[(i + 1) % len(sequences)],
+                                     resolution, max_frames, root)
+        # mean over sequences of the per-sequence mean J, for every threshold
+        j_thr = np.mean([r["J_by_thr"].mean(0) for r in runs if len(r["J_by_thr"])], 0)
+        k = int(np.argmax(j_thr))
+        pos, off, ambiguous = [], [], 0
+        for r in runs:
+            for j, s in zip(r["J_by_thr"][:, k], r["scores"]):
                 if j >= on_target:
                     pos.append(s)
                 elif j < off_target:
                     off.append(s)
                 else:
                     ambiguous += 1
-            absent += _absent_scores(tracker, name, sequences[(i + 1) % len(sequences)],
-                                     resolution, max_frames, root)
     finally:
         torch.set_num_threads(old)
     res = best_threshold(np.array(pos), np.array(off + absent))
@@ -132,11 +153,15 @@ def calibrate(checkpoint: Path, sequences=None, resolution: str = "240p", max_fr
                n_ambiguous=ambiguous, on_target_J=on_target, off_target_J=off_target,
                resolution=resolution, sequences=sequences, max_frames=max_frames,
                checkpoint=Path(checkpoint).name, tracker_config=config,
+               J_per_sequence={n: float(r["J_by_thr"][:, k].mean()) for n, r in
+                               zip(sequences, runs) if len(r["J_by_thr"])},
                score_quantiles={
                    "on_target": np.quantile(pos, [0.1, 0.5, 0.9]).tolist() if pos else [],
                    "lost": np.quantile(off + absent, [0.1, 0.5, 0.9]).tolist()},
-               rule="max balanced accuracy: on target J >= on_target_J vs off target "
+               rule="seg_thr: max mean J; lost_score: max balanced accuracy: on target J >= on_target_J vs off target "
                     "(J < off_target_J) or target absent (frames of the next sequence)")
+    if seg_thrs:
+        res.update(seg_thr=thrs[k], seg_thr_grid=thrs, seg_thr_J=[float(j) for j in j_thr])
     return res
 
 
@@ -150,17 +175,24 @@ def main(argv=None) -> int:
     ap.add_argument("--on-target", type=float, default=0.5)
     ap.add_argument("--off-target", type=float, default=0.1)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seg-thrs", type=float, nargs="*", default=list(SEG_THRS),
+                    help="candidate mask thresholds (none given: keep the preset's seg_thr)")
     ap.add_argument("--data", default=None, help="dataset root (default: data_root())")
     a = ap.parse_args(argv)
     try:
         res = calibrate(Path(a.checkpoint), a.sequences, a.resolution, a.max_frames,
-                        a.on_target, a.off_target, a.threads, a.data)
+                        a.on_target, a.off_target, a.threads, a.data,
+                        seg_thrs=a.seg_thrs)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).write_text(json.dumps(res, indent=2))
+    if "seg_thr" in res:
+        print("J by seg_thr: " + ", ".join(f"{t:g} {j:.4f}" for t, j in
+                                           zip(res["seg_thr_grid"], res["seg_thr_J"]))
+              + f" -> seg_thr {res['seg_thr']:g}")
     print(f"lost_score {res['lost_score']:.4f} | balanced accuracy "
           f"{res['balanced_accuracy']:.3f} (on target kept {res['tpr']:.3f}, lost flagged "
           f"{res['tnr']:.3f}) | {res['n_on_target']} on target, {res['n_off_target']} off, "

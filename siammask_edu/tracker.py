@@ -194,9 +194,11 @@ class Tracker:
         The file is ``siammask_edu/weights/siammask_<name>.pth`` read with
         :mod:`importlib.resources`, unless ``weights`` or the environment variable
         ``SIAMMASK_EDU_WEIGHTS`` (a file, or a folder holding ``siammask_<name>.pth``)
-        points elsewhere. If the file carries a calibrated ``lost_score`` (written by
-        ``scripts/export_lite.py``) and ``config`` is a preset name, the threshold is set
-        in the tracker's config; a :class:`TrackerConfig` passed in is used as given.
+        points elsewhere. If the file carries a calibrated ``lost_score`` or ``seg_thr``
+        (written by ``scripts/export_lite.py`` from ``scripts/calibrate_lost.py``, which
+        calibrates both on DAVIS-2016 *train* sequences) and ``config`` is a preset name,
+        they replace the preset's values; a :class:`TrackerConfig` passed in is used as
+        given.
 
         The shipped model runs folded by default (``fast="fold_all"``: BatchNorm folded
         into the convolutions, channels-last): SiamMask-Lite has no released counterpart to
@@ -230,9 +232,10 @@ class Tracker:
             model = load_checkpoint(path, map_location=device)
             extra = read_state_file(path).get("extra") or {}
         cfg = tracker_config(config) if isinstance(config, str) else config
-        lost = extra.get("lost_score")
-        if isinstance(config, str) and isinstance(lost, (int, float)):
-            cfg = cfg.replace(lost_score=float(lost))
+        if isinstance(config, str):  # calibrated for these weights (see above)
+            calibrated = {k: float(extra[k]) for k in ("lost_score", "seg_thr")
+                          if isinstance(extra.get(k), (int, float))}
+            cfg = cfg.replace(**calibrated)
         return cls(model, cfg, device, color_order, fast=fast, precision=precision)
 
     # -- state ------------------------------------------------------------------------

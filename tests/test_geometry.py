@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from siammask_edu.geometry import (
+    as_bgr_uint8,
     context_size,
     crop_subwindow,
     cxcywh_to_xywh,
@@ -161,7 +162,8 @@ def _released_crop(im, pos, model_sz, original_sz, avg_chans):
 
 
 def test_crop_equals_the_released_padding_bit_for_bit():
-    """Our crop fills only a patch-sized canvas; the released code pads the whole frame."""
+    """Our crop pads only the in-frame part of the patch; the released code pads the whole
+    frame."""
     rng = np.random.default_rng(0)
     im = rng.integers(0, 256, (61, 83, 3), dtype=np.uint8)
     avg = im.mean(axis=(0, 1))
@@ -171,3 +173,20 @@ def test_crop_equals_the_released_padding_bit_for_bit():
         for model_sz in (sz, 127, 255):
             got = crop_subwindow(im, pos, model_sz, sz, avg, out="numpy")
             assert np.array_equal(got, _released_crop(im, pos, model_sz, sz, avg))
+
+
+def test_as_bgr_uint8_is_the_channel_reversal_for_every_layout():
+    """OpenCV's swap (contiguous RGB / RGBA) and the numpy path (views, grayscale) give
+    the bytes of ``frame[..., 2::-1]``, contiguous, never sharing memory with the input."""
+    rng = np.random.default_rng(1)
+    views = (lambda a: a, lambda a: a[:, ::2], lambda a: a[::-1])  # contiguous, two views
+    for shape in [(48, 85, 3), (48, 85, 4), (37, 53, 3), (20, 30), (20, 30, 1)]:
+        f = rng.integers(0, 256, shape, dtype=np.uint8)
+        g = f[:, :, 0] if f.ndim == 3 and f.shape[2] == 1 else f
+        g = np.repeat(g[:, :, None], 3, axis=2) if g.ndim == 2 else g  # as RGB(A)
+        for view in views:
+            out = as_bgr_uint8(view(f), "rgb")
+            assert out.flags.c_contiguous and out.dtype == np.uint8
+            assert np.array_equal(out, view(g)[:, :, 2::-1])
+            assert not np.shares_memory(out, f)
+        assert np.array_equal(as_bgr_uint8(f, "bgr"), g[:, :, :3])

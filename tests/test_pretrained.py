@@ -40,7 +40,7 @@ def _one_thread(monkeypatch):
 def tiny_file(tmp_path_factory):
     model = tiny_model(seed=3)
     path = tmp_path_factory.mktemp("w") / "siammask_lite.pth"
-    save_checkpoint(model, path, {"lost_score": 0.25}, half=True)
+    save_checkpoint(model, path, {"lost_score": 0.25, "seg_thr": 0.45}, half=True)
     return model, path
 
 
@@ -65,15 +65,16 @@ def test_unknown_name_and_missing_explicit_file(tmp_path, monkeypatch):
         Tracker.from_pretrained("lite")
 
 
-def test_from_pretrained_loads_fp16_file_and_its_threshold(tiny_file, monkeypatch):
+def test_from_pretrained_loads_fp16_file_and_its_thresholds(tiny_file, monkeypatch):
     model, path = tiny_file
     t = Tracker.from_pretrained("lite", weights=path, fast=True)  # unfolded: bit for bit
     assert t.config.lost_score == 0.25 and t.config.name == "davis"
+    assert t.config.seg_thr == 0.45 != TrackerConfig.davis().seg_thr
     # the same tracking as the original network with its weights rounded to fp16
     rounded = tiny_model(seed=3)
     rounded.load_state_dict({k: v.half().float() if v.is_floating_point() else v
                              for k, v in model.state_dict().items()})
-    ref = Tracker(rounded, TrackerConfig.davis())
+    ref = Tracker(rounded, TrackerConfig.davis().replace(seg_thr=0.45))
     seq = make_synthetic_sequence(n_frames=3, size=(120, 160), seed=2)
     for a, b in zip(t.track_sequence(seq.frames, seq.box), ref.track_sequence(seq.frames, seq.box)):
         assert a.box == b.box and a.score == b.score and np.array_equal(a.mask, b.mask)
@@ -84,6 +85,7 @@ def test_from_pretrained_loads_fp16_file_and_its_threshold(tiny_file, monkeypatc
     # a TrackerConfig given explicitly is used as it is
     t = Tracker.from_pretrained("lite", config=TrackerConfig.vot(), weights=path)
     assert t.config.lost_score == TrackerConfig().lost_score == 0.5 and t.config.name == "vot"
+    assert t.config.seg_thr == TrackerConfig.vot().seg_thr
 
 
 def test_from_pretrained_runs_folded_by_default(tiny_file):
@@ -160,6 +162,9 @@ def test_export_and_calibrate_end_to_end(tmp_path):
     res = cal.calibrate(final, ["bear", "boat"], "240p", max_frames=4, on_target=0.0,
                         off_target=0.0)
     assert res["n_on_target"] == 6 and res["n_absent"] == 8 and 0 <= res["lost_score"] <= 1.01
+    # the mask threshold: the grid's best mean J, one J per candidate
+    assert res["seg_thr"] in res["seg_thr_grid"] and len(res["seg_thr_J"]) == 9
+    assert max(res["seg_thr_J"]) == res["seg_thr_J"][res["seg_thr_grid"].index(res["seg_thr"])]
     (tmp_path / "lost.json").write_text(json.dumps(res))
     with pytest.raises(ValueError, match="validation sequences"):
         cal.calibrate(final, ["bear", "dog"], "240p", max_frames=2)
@@ -171,12 +176,14 @@ def test_export_and_calibrate_end_to_end(tmp_path):
     assert 0.0 <= r["val"]["dog"]["J"] <= 1.0 and r["val"]["dog"]["frames"] == 4 and r["fps"] > 0
     assert set(r["by_precision"]) == {"fp32", "bf16"} and r["precision"] == "fp32"
     assert r["by_precision"]["fp32"]["val"] == r["val"]
+    assert len(r["fps_runs"]) == 3 and r["fps"] == float(np.median(r["fps_runs"]))
     card = (out.parent / "MODEL_CARD.md").read_text()
     assert f"{r['val']['dog']['J']:.3f}" in card and "Not measured" not in card
     assert f"{res['lost_score']:.4f}" in card and "INTERIM" not in card
     assert 'With `precision="bf16"` (autocast)' in card
     t = Tracker.from_pretrained("lite", weights=out)
     assert t.config.lost_score == pytest.approx(res["lost_score"])
+    assert t.config.seg_thr == res["seg_thr"] and "### Mask threshold" in card
     # an unfinished stage is refused unless asked for, and then labelled interim
     last = tmp_path / "run" / "mid.pth"
     train(cfg, tmp_path / "run2", max_steps=1, progress=False)
@@ -189,3 +196,20 @@ def test_export_and_calibrate_end_to_end(tmp_path):
     assert r["intermediate"] and r["step"] == 1 and r["steps_total"] == 4
     card = (tmp_path / "mid" / "MODEL_CARD.md").read_text()
     assert "INTERIM weights" in card and "step 1 of 4" in card
+
+
+def test_track_davis_j_by_threshold_matches_the_trackers_own_mask():
+    """One run gives J for every mask threshold: at the tracker's own seg_thr it is the
+    J of ``TrackResult.mask``; a higher threshold never adds mask pixels."""
+    from siammask_edu.paths import davis_sequence
+
+    try:
+        davis_sequence("bear", "240p")
+    except FileNotFoundError as exc:
+        pytest.skip(f"DAVIS data not available: {exc}")
+    exp = _script("export_lite")
+    t = Tracker(tiny_model(seed=3), TrackerConfig.davis())
+    r = exp.track_davis(t, "bear", "240p", max_frames=4, seg_thrs=[0.2, t.config.seg_thr, 0.9])
+    assert r["J_by_thr"].shape == (3, 3)
+    np.testing.assert_array_equal(r["J_by_thr"][:, 1], r["J_per_frame"])
+    assert "J_by_thr" not in exp.track_davis(t, "bear", "240p", max_frames=2)
