@@ -31,8 +31,8 @@ torch.set_num_threads(1 if fast_mode() else 2)
 # chapter is about the released refinement module itself — its windows, its padding, its
 # training path — and every number is checked against the released code, which ran with
 # these seeded weights; so we stay with them. (SiamMask-Lite's refinement has its own
-# windows, 64/32/16 on EfficientNet features, and the interim lite weights have no
-# refinement at all; see the end of the chapter.)
+# windows, 64/32/16 on EfficientNet features; the end of the chapter runs the trained
+# one.)
 
 # %%
 fixtures = reference_root() / "fixtures"
@@ -305,8 +305,8 @@ fig
 #   test-time path with padding 0 (verified RoW by RoW).
 # * The sharp model still ships the 63×63 mask head; refinement replaces its output.
 # * This chapter uses the seeded released network throughout: the module's exactness
-#   against the released code is the point, and the interim SiamMask-Lite weights have no
-#   refinement module.
+#   against the released code is the point; the trained SiamMask-Lite refinement is shown
+#   at the end.
 #
 # ## Exercises
 #

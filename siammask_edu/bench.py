@@ -70,8 +70,8 @@ def load_frames(n_frames: int = 40, sequence: str = SEQUENCE) -> list[np.ndarray
 def load_model(preset: str, checkpoint: str | None = None):
     """The network of a preset: ``checkpoint`` if given; for ``sharp``/``base`` the seeded
     released checkpoint of the reference fixtures when present; for ``lite`` the weights
-    shipped in the package when present (the network users run: the interim weights have
-    no refinement module); otherwise untrained (speed depends on the architecture, not on
+    shipped in the package when present (the network users run, refinement included);
+    otherwise untrained (speed depends on the architecture, not on
     the values of the weights).
 
     Returns:
