@@ -12,13 +12,14 @@ from .checkpoint import load_checkpoint, load_released_checkpoint, save_checkpoi
 from .config import ModelConfig, TrackerConfig, fast_mode, model_config, tracker_config
 from .data import load_sample
 from .models import SiamMask, build_model, count_parameters
+from .multi import MultiTracker
 from .paths import data_root
 from .tracker import Tracker, TrackResult
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Tracker", "TrackResult", "ModelConfig", "TrackerConfig", "SiamMask", "build_model",
+    "Tracker", "TrackResult", "MultiTracker", "ModelConfig", "TrackerConfig", "SiamMask", "build_model",
     "count_parameters", "load_released_checkpoint", "load_checkpoint", "save_checkpoint",
     "data_root", "load_sample", "fit_box", "fast_mode", "model_config", "tracker_config",
     "__version__",

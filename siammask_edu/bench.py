@@ -355,7 +355,7 @@ def add_bench_parser(sub) -> argparse.ArgumentParser:
 
     See book/11_speed.py.
     """
-    p = sub.add_parser("bench", help="time the tracker per frame (crop, network, post)",
+    p = sub.add_parser("bench", help="time the tracker per frame (crop, backbone, heads, refine, post)",
                        description=__doc__.splitlines()[0])
     _add_arguments(p)
     p.set_defaults(func=_run_cli)

@@ -188,17 +188,27 @@ def main(argv: list[str] | None = None) -> int:
 # -- track -----------------------------------------------------------------------------------
 
 
-def _make_tracker(checkpoint: str | None, config, device: str, precision: str = "fp32"):
+def _make_tracker(checkpoint: str | None, config: str, device: str, precision: str = "fp32",
+                  box_strategy: str | None = None):
     """Build the real tracker (imported here so that this module imports without it):
     ``checkpoint`` or, for ``None``, the shipped SiamMask-Lite weights; ``precision`` as
-    :class:`~siammask_edu.Tracker`."""
+    :class:`~siammask_edu.Tracker`.
+
+    ``config`` is a preset *name*: given a name, ``from_pretrained`` sets the thresholds
+    calibrated for the shipped weights (``seg_thr``, ``lost_score``), which a
+    ``TrackerConfig`` object would override. ``box_strategy`` then replaces the preset's.
+    """
     from .tracker import Tracker
 
     if checkpoint is None:
-        return Tracker.from_pretrained("lite", config=config, device=device,
-                                       precision=precision)
-    return Tracker.from_checkpoint(checkpoint, config=config, device=device,
-                                   precision=precision)
+        tracker = Tracker.from_pretrained("lite", config=config, device=device,
+                                          precision=precision)
+    else:
+        tracker = Tracker.from_checkpoint(checkpoint, config=config, device=device,
+                                          precision=precision)
+    if box_strategy is not None:
+        tracker.config = tracker.config.replace(box_strategy=box_strategy)
+    return tracker
 
 
 def _resolve_source(source: str, box):
@@ -323,13 +333,13 @@ def cmd_track(args: argparse.Namespace) -> int:
     _check_precision(args.precision, args.device)
     window = _Window() if args.show else None
 
-    config = tracker_config(args.config)
-    if args.box_strategy is not None:
-        config = config.replace(box_strategy=args.box_strategy)
+    tracker_config(args.config)  # an unknown preset fails here, before any file is read
     try:
-        tracker = _make_tracker(args.checkpoint, config, args.device, precision=args.precision)
+        tracker = _make_tracker(args.checkpoint, args.config, args.device,
+                                precision=args.precision, box_strategy=args.box_strategy)
     except FileNotFoundError as exc:
         raise CliError(str(exc)) from None
+    config = tracker.config
 
     out = Path(args.out)
     _prepare_out(out, args.overwrite)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from siammask_edu import cli, data
+from siammask_edu.config import tracker_config
 from siammask_edu import io as sio
 
 BOX = "20,20,24,14"
@@ -33,8 +34,12 @@ class FakeTracker:
 
     instances: list = []
 
-    def __init__(self, checkpoint, config, device, precision="fp32", fail_at=None):
-        self.checkpoint, self.config, self.device = checkpoint, config, device
+    def __init__(self, checkpoint, config, device, precision="fp32", box_strategy=None,
+                 fail_at=None):
+        assert isinstance(config, str)  # a preset name: from_pretrained's thresholds apply
+        cfg = tracker_config(config)
+        self.config = cfg if box_strategy is None else cfg.replace(box_strategy=box_strategy)
+        self.checkpoint, self.device = checkpoint, device
         self.precision = precision
         self.fail_at = fail_at
         self.frames = 0
@@ -183,6 +188,29 @@ def test_sample_name_as_source_and_shipped_weights_by_default(fake, tmp_path, ca
     s = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert s["init_box_xywh"] == list(sample.box) and s["source"].endswith("bunny.mp4")
     assert s["checkpoint"] == "lite (shipped)"
+
+
+def test_shipped_weights_run_with_their_calibrated_thresholds(tmp_path, capsys):
+    """Without ``--checkpoint`` the real tracker gets the ``seg_thr`` and ``lost_score``
+    stored in the shipped weights (a ``TrackerConfig`` object would have replaced them by
+    the preset's); ``--box-strategy`` still applies."""
+    from siammask_edu.checkpoint import read_state_file
+    from siammask_edu.tracker import pretrained_path
+
+    try:
+        extra = read_state_file(pretrained_path("lite")).get("extra") or {}
+    except FileNotFoundError as exc:
+        pytest.skip(f"no shipped weights in this build: {exc}")
+    if "seg_thr" not in extra or "lost_score" not in extra:
+        pytest.skip("the shipped weights carry no calibrated thresholds")
+    out = tmp_path / "o"
+    rc = cli.main(["track", "bunny", "--out", str(out), "--max-frames", "2", "--quiet",
+                   "--no-video", "--box-strategy", "minmax"])
+    assert rc == 0, capsys.readouterr().err
+    s = json.loads((out / "summary.json").read_text())
+    assert s["lost_score"] == pytest.approx(extra["lost_score"])
+    assert s["config"]["seg_thr"] == pytest.approx(extra["seg_thr"])
+    assert s["config"]["box_strategy"] == "minmax" and s["config"]["preset"] == "davis"
 
 
 def test_show_without_display_is_a_clear_error(frames_dir, ckpt, fake, tmp_path, monkeypatch,

@@ -76,3 +76,10 @@ def test_stacked_exemplar_broadcast_matches_single():
                                        atol=1e-4)
     with pytest.raises(ValueError):
         stack_exemplars([])
+
+
+def test_multitracker_is_public_at_the_top_level():
+    import siammask_edu
+    from siammask_edu.multi import MultiTracker
+
+    assert siammask_edu.MultiTracker is MultiTracker and "MultiTracker" in siammask_edu.__all__
