@@ -188,8 +188,10 @@ def test_multitracker_passes_precision_on(monkeypatch):
 class _FakeTracker:
     instances: ClassVar[list] = []
 
-    def __init__(self, checkpoint, config, device, precision="fp32"):
-        self.precision = precision
+    def __init__(self, checkpoint, config, device, precision="fp32", box_strategy=None):
+        from siammask_edu.config import tracker_config
+
+        self.precision, self.config = precision, tracker_config(config)
         _FakeTracker.instances.append(self)
 
     def init(self, frame, box):
