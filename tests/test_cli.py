@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from siammask_edu import cli, data
-from siammask_edu.config import tracker_config
 from siammask_edu import io as sio
+from siammask_edu.config import tracker_config
 
 BOX = "20,20,24,14"
 
