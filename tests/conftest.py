@@ -16,6 +16,32 @@ from siammask_edu.paths import reference_root
 torch.set_num_threads(2)
 
 
+def opencv_pair_line() -> str:
+    """The OpenCV pair that decides whether the replay tests are exact or bounded."""
+    import json
+
+    import cv2
+
+    try:
+        track = next((reference_root() / "fixtures").glob("track_*.npz"))
+    except (FileNotFoundError, StopIteration):
+        return f"opencv {cv2.__version__}; released-implementation fixtures not available"
+    with np.load(track) as z:
+        recorded = json.loads(str(z["meta"]))["cv2"]
+    same = cv2.__version__.split("-")[0] == recorded
+    return (f"opencv {cv2.__version__}; fixtures recorded with opencv {recorded}: post-processing "
+            f"replay masks/polygons {'exact' if same else 'within a measured bound'}")
+
+
+def pytest_report_header(config):
+    return opencv_pair_line()
+
+
+def pytest_terminal_summary(terminalreporter):
+    # also under -q, where the header is not shown
+    terminalreporter.write_line(opencv_pair_line())
+
+
 @pytest.fixture(autouse=True)
 def _seed_and_threads():
     # The released fixtures were recorded with 2 threads; oneDNN's reduction order depends

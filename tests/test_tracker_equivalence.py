@@ -7,7 +7,10 @@ from ``data_root()``):
 * constants and crops: anchors, window, padding colour, exemplar crop and frame 1's search
   crop are bit-identical;
 * post-processing replay: fed the recorded network outputs and the recorded state of frame
-  f-1, our post-processing reproduces frame f exactly (state, score, RoW, mask, polygon);
+  f-1, our post-processing reproduces frame f exactly (state, score, RoW; mask and polygon
+  bit-identical when our OpenCV is the version the fixtures were recorded with, their
+  ``meta["cv2"]``; under another OpenCV, whose resize/threshold/contour code may round a
+  pixel differently, within the measured bound ``MASK_DIFF_MAX`` / ``POLY_TOL`` below);
 * teacher forcing with our own network: RoW identical (or a recorded near tie), position and
   size within 1e-3 px, mask IoU >= 0.99, polygon corners within 2 px as point sets;
 * end to end (no teacher forcing): a drift summary, sanity-checked only.
@@ -48,7 +51,14 @@ SCORE_TOL = 1e-4
 IOU_MIN = 0.99
 CORNER_TOL = 2.0  # px
 E2E_FRAMES = 8
-CV2_MAJOR = int(cv2.__version__.split(".")[0])
+# Post-processing replay under an OpenCV other than the recording one (the fixtures' meta
+# "cv2"). Measured with OpenCV 5.1.0 against the 5.0.0 recordings: at most 1 mask pixel of
+# 409,920 differs on a frame (2.4e-6), on 3 of the 231 replayed frames; polygon corners
+# differ by at most 3e-5 px. The bound is ~400x that and still far below what any real
+# regression moves (a pixel row of a 480p mask is 854 px = 0.2 %; a RoW off by one 8 px).
+MASK_DIFF_MAX = 1e-3  # fraction of the frame's pixels
+POLY_TOL = 0.5        # px, corner by corner (same order)
+CV2_VERSION = cv2.__version__.split("-")[0]
 
 
 class Record:
@@ -163,6 +173,12 @@ def test_init_constants_and_crops(record, tracker_for, name):
 def test_postprocess_replays_the_released_run_exactly(record, name):
     rec = record(name)
     a = rec.a
+    recorded = rec.meta["cv2"]
+    exact = CV2_VERSION == recorded
+    print(f"\n{name}: OpenCV {CV2_VERSION} here, {recorded} in the recording -> "
+          + ("masks and polygons exact" if exact else
+             f"masks within {MASK_DIFF_MAX:.1%} of pixels, corners within {POLY_TOL} px"))
+    worst_mask = worst_corner = 0.0
     for f in range(1, rec.n):
         asked = []
 
@@ -175,12 +191,21 @@ def test_postprocess_replays_the_released_run_exactly(record, name):
         assert np.array_equal(out.center, a["target_pos"][f]), f"frame {f}"
         assert np.array_equal(out.size, a["target_sz"][f]), f"frame {f}"
         assert out.decision.score == a["score"][f], f"frame {f}"
-        if CV2_MAJOR >= 5:  # same OpenCV major as the oracle: masks and polygons are exact
+        if exact:  # the recording's OpenCV: masks and polygons are bit-identical
             assert np.array_equal(out.mask, rec.mask(f)), f"frame {f}"
             assert np.array_equal(out.polygon, a["polygon"][f].astype(np.float32)), f"frame {f}"
-        else:
-            assert iou(out.mask, rec.mask(f)) >= IOU_MIN or rec.mask(f).sum() < 500
-            assert corner_error(out.polygon, a["polygon"][f]) <= CORNER_TOL
+            continue
+        assert out.mask.shape == rec.mask(f).shape, f"frame {f}"
+        diff = float(np.mean(out.mask != rec.mask(f)))
+        corner = float(np.abs(np.asarray(out.polygon, np.float64) - a["polygon"][f]).max())
+        worst_mask, worst_corner = max(worst_mask, diff), max(worst_corner, corner)
+        assert diff <= MASK_DIFF_MAX, (
+            f"frame {f}: {diff:.3%} of mask pixels differ (OpenCV {CV2_VERSION} vs {recorded})")
+        assert corner <= POLY_TOL, (
+            f"frame {f}: polygon corner off by {corner:.3g} px (OpenCV {CV2_VERSION} vs {recorded})")
+    if not exact:
+        print(f"{name}: largest mask difference {worst_mask:.2e} of the pixels, "
+              f"largest corner difference {worst_corner:.2e} px")
 
 
 def teacher_forced(rec: Record, tracker: Tracker, frames, record_property):
