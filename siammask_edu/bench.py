@@ -4,7 +4,9 @@ Each configuration (preset x threads x path) runs in a fresh subprocess (clean p
 its own thread count) on a fixed real sequence, DAVIS-2016 ``car-shadow`` (854x480, init
 box ``(313, 88, 342, 194)``). Frames are decoded before timing (decoding and drawing are
 excluded); the first ``warmup`` tracked frames are not timed. Per frame it records, in
-milliseconds of wall clock (device-synchronised): ``crop`` (search crop), ``backbone``
+milliseconds of wall clock (device-synchronised; the stages of the tracker's one step,
+:class:`~siammask_edu.step.TrackStep`, timed by the :class:`SectionTimer` hook of
+:func:`timed_track`): ``crop`` (search crop), ``backbone``
 (backbone + adjust layer), ``heads`` (correlations and heads; the released path also
 recomputes the exemplar kernels and the dense 3969-channel mask head), ``refine``
 (refinement or mask head at the chosen RoW), ``post`` (decode, penalties, paste-back,
@@ -35,6 +37,7 @@ import subprocess
 import sys
 import time
 import warnings
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
 import numpy as np
@@ -46,6 +49,9 @@ PRESETS = ("sharp", "base", "lite")
 PATHS = ("released", "fast", "fold_all")
 PRECISIONS = ("fp32", "bf16", "fp16")  # = siammask_edu.precision.PRECISIONS (no torch import here)
 SECTIONS = ("crop", "backbone", "heads", "refine", "post")
+# step stage (siammask_edu.step.STAGES) -> section; "network" is split by SectionTimer
+STAGE_SECTIONS = {"crop": "crop", "network": "heads", "choose": "post", "mask": "refine",
+                  "fit": "post"}
 
 
 def load_frames(n_frames: int = 40, sequence: str = SEQUENCE) -> list[np.ndarray]:
@@ -120,64 +126,132 @@ def load_model(preset: str, checkpoint: str | None = None):
     return build_model(preset), "untrained (build_model)"
 
 
+class SectionTimer:
+    """A :class:`~siammask_edu.step.StepHook` that times a step's stages into the
+    benchmark's sections (milliseconds, device-synchronised like
+    :class:`~siammask_edu.timing.Stopwatch`), one entry per section per step.
+
+    Stages map to sections: ``crop`` -> ``crop``; ``network`` -> ``backbone`` (backbone
+    and adjust layer, timed by forward hooks on ``model.backbone`` / ``model.neck``) and
+    ``heads`` (the rest of the stage: kernels on the released path, correlations, heads,
+    the dense mask head, float32 conversion); ``mask`` -> ``refine``; ``choose`` and
+    ``fit`` -> ``post``. A model without a ``backbone`` module (onnxruntime: one fused
+    search graph) has its whole network stage charged to ``backbone``.
+
+    Time steps inside ``with timer.attached():`` (the forward hooks live that long) and
+    call :meth:`flush` after each step.
+
+    Args:
+        sw: the :class:`~siammask_edu.timing.Stopwatch` whose ``ms`` receives the sections
+            (its ``device`` is synchronised; a disabled stopwatch records nothing).
+        model: the network the step runs (``tracker.model``).
+
+    See book/11_speed.py.
+    """
+
+    def __init__(self, sw, model) -> None:
+        self.sw, self.model = sw, model
+        self._frame: dict[str, float] = {}
+        self._handles: list = []
+        self._t_backbone: float | None = None
+
+    @contextmanager
+    def attached(self):
+        """Attach the backbone / neck forward hooks for the duration of the ``with`` block
+        (removed on exit, also on an error)."""
+        backbone = getattr(self.model, "backbone", None)
+        neck = getattr(self.model, "neck", None)
+        if (self.sw.enabled and isinstance(backbone, torch.nn.Module)
+                and isinstance(neck, torch.nn.Module)):
+            self._handles = [backbone.register_forward_pre_hook(self._backbone_start),
+                             neck.register_forward_hook(self._backbone_end)]
+        try:
+            yield self
+        finally:
+            for h in self._handles:
+                h.remove()
+            self._handles = []
+
+    def _now(self) -> float:
+        from .timing import synchronize  # (bench imports nothing of the package at load)
+
+        synchronize(self.sw.device)
+        return time.perf_counter()
+
+    def _backbone_start(self, module, args) -> None:
+        self._t_backbone = self._now()
+
+    def _backbone_end(self, module, args, output) -> None:
+        if self._t_backbone is not None:
+            self._add("backbone", 1000 * (self._now() - self._t_backbone))
+            self._t_backbone = None
+
+    def _add(self, section: str, ms: float) -> None:
+        self._frame[section] = self._frame.get(section, 0.0) + ms
+
+    def stage(self, name: str):
+        @contextmanager
+        def timed():
+            if not self.sw.enabled:
+                yield
+                return
+            before = self._frame.get("backbone", 0.0)
+            t0 = self._now()
+            try:
+                yield
+            finally:
+                ms = 1000 * (self._now() - t0)
+                if name == "network":  # what the backbone hooks did not claim is heads
+                    inner = self._frame.get("backbone", 0.0) - before
+                    if not self._handles:
+                        self._add("backbone", ms)
+                        ms = 0.0
+                    ms -= inner
+                self._add(STAGE_SECTIONS.get(name, name), ms)
+
+        return timed()
+
+    def record(self, target: int, name: str, value) -> None:
+        return None
+
+    def flush(self) -> None:
+        """Append this step's section totals to ``sw.ms`` (each of ``SECTIONS``, 0 for a
+        section the step did not reach) and start the next step."""
+        if self.sw.enabled:
+            for k in SECTIONS:
+                self.sw.ms.setdefault(k, []).append(self._frame.get(k, 0.0))
+        self._frame = {}
+
+
 def timed_track(tracker, bgr: np.ndarray, sw) -> object:
-    """One :meth:`Tracker.track` step with each section timed (same work, same result).
+    """One :meth:`Tracker.track` step with each section timed: the tracker's own step
+    (:meth:`Tracker.step <siammask_edu.tracker.Tracker.step>`) run with a
+    :class:`SectionTimer` hook, so the work and the result are ``track``'s.
 
     Args:
         tracker: an initialised :class:`~siammask_edu.tracker.Tracker` (any ``fast`` /
-            ``precision``); its state advances exactly as with ``tracker.track(bgr)``.
+            ``precision``, any model backend); its state advances exactly as with
+            ``tracker.track``.
         bgr (np.ndarray[H, W, 3] uint8): the frame, BGR (the tracker's colour order is
             not applied here).
         sw: a :class:`~siammask_edu.timing.Stopwatch`; the sections ``crop``,
-            ``backbone``, ``heads``, ``refine`` and ``post`` are added to it
-            (milliseconds, device-synchronised).
+            ``backbone``, ``heads``, ``refine`` and ``post`` are appended to ``sw.ms``
+            once per call (milliseconds, device-synchronised).
 
     Returns:
         The :class:`~siammask_edu.tracker.TrackResult` of the frame.
 
+    Raises:
+        RuntimeError: before ``tracker.init``.
+        ValueError: a frame size different from the init frame's.
+
     See book/11_speed.py.
     """
-    from .models.siammask import Exemplar, SearchOutputs
-    from .postprocess import postprocess_step
-    from .precision import to_float32
-
-    model = tracker.model
-    with sw("crop"):
-        x = tracker._search_crop(bgr).to(tracker.device)
-    refine_ms = []
-    with torch.inference_mode():
-        with sw("backbone"), tracker._autocast():
-            feats = model.backbone(x)
-            xf = model.neck(feats[3])
-        with sw("heads"):
-            with tracker._autocast():
-                ex = tracker._exemplar
-                if not tracker.fast:
-                    ex = Exemplar(ex.zf, {n: h.kernel(ex.zf) for n, h in model.heads().items()})
-                score = model.score_head.head(
-                    model.score_head.correlate(ex.kernels["score"], xf))
-                delta = model.box_head.head(model.box_head.correlate(ex.kernels["box"], xf))
-                corr = model.mask_head.correlate(ex.kernels["mask"], xf)
-                dense = model.mask_head.head(corr) if not tracker.fast else None
-            # back to float32 before post-processing (a no-op in fp32), as Tracker.track
-            out = to_float32(SearchOutputs(score, delta, dense, corr, xf, feats))
-        score, delta = out.score, out.delta
-        at = tracker._mask_fn(out)
-
-        def mask_fn(r, c):
-            t0 = time.perf_counter()
-            res = at(r, c)
-            refine_ms.append(1000 * (time.perf_counter() - t0))
-            return res
-
-        t0 = time.perf_counter()
-        step = postprocess_step(score, delta, mask_fn, tracker._center, tracker._size,
-                                tracker._frame_hw, tracker.config, tracker.anchors,
-                                tracker.window, window_only=tracker.fast)
-        post = 1000 * (time.perf_counter() - t0)
-    sw.ms.setdefault("refine", []).append(sum(refine_ms))
-    sw.ms.setdefault("post", []).append(post - sum(refine_ms))
-    return tracker._apply_step(step)
+    timer = SectionTimer(sw, tracker.model)
+    with timer.attached():
+        result = tracker.step(bgr, hook=timer)
+        timer.flush()  # only a completed step adds a row of sections
+    return result
 
 
 def run_single(preset: str, threads: int, path: str, n_frames: int = 40, warmup: int = 3,

@@ -27,7 +27,8 @@ from shapely.geometry import Polygon
 STRATEGIES = ("minmax", "mbr", "opt")
 
 
-def largest_contour(mask: np.ndarray, min_area: float = 100.0) -> np.ndarray | None:
+def largest_contour(mask: np.ndarray, min_area: float = 100.0,
+                    offset: tuple[int, int] = (0, 0)) -> np.ndarray | None:
     """The largest external contour of a mask, as released ``siamese_track`` picks it.
 
     External contours only (``RETR_EXTERNAL``), no approximation (``CHAIN_APPROX_NONE``),
@@ -37,6 +38,12 @@ def largest_contour(mask: np.ndarray, min_area: float = 100.0) -> np.ndarray | N
     Args:
         mask (np.ndarray[H, W]): bool or integer; non-zero = object.
         min_area: strict lower bound on the contour area, px^2.
+        offset: ``(dx, dy)`` added to every point (OpenCV's ``findContours`` offset): pass
+            the top-left corner of ``mask`` when it is a window cut out of a larger frame,
+            so that the points are frame pixel indices. Tracing a window that has at least
+            a 1-pixel background rim on every side, with its offset, gives exactly the
+            contours of the whole frame (what the tracker's windowed post-processing
+            relies on).
 
     Returns:
         np.ndarray[N, 2] int32 ``(x, y)`` pixel indices, or ``None``.
@@ -50,7 +57,8 @@ def largest_contour(mask: np.ndarray, min_area: float = 100.0) -> np.ndarray | N
     if m.ndim != 2:
         raise ValueError(f"mask must be a 2-D (H, W) array, got shape {m.shape}")
     m = np.ascontiguousarray(m != 0, dtype=np.uint8)
-    contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE,
+                                   offset=(int(offset[0]), int(offset[1])))
     if len(contours) == 0:
         return None
     areas = [cv2.contourArea(c) for c in contours]
@@ -201,18 +209,48 @@ def _opt(points: np.ndarray, alpha: float = 0.5) -> np.ndarray:
     return cxcywha_to_polygon(best)
 
 
-def fit_box(mask: np.ndarray, strategy: str = "mbr", min_area: float = 100.0,
-            alpha: float = 0.5) -> np.ndarray | None:
-    """Fit a box to the largest object blob of a binary mask (paper Fig. 3, Table 1).
+def box_from_contour(points: np.ndarray, strategy: str = "mbr",
+                     alpha: float = 0.5) -> np.ndarray:
+    """Fit a box to one contour: the single place the box strategies are dispatched
+    (:func:`fit_box` and the tracker's post-processing both end here).
 
-    Strategies, all on the largest external contour (:func:`largest_contour`):
+    Strategies:
 
-    * ``"minmax"``: axis-aligned extent of the contour points (corners TL, TR, BR, BL);
+    * ``"minmax"``: axis-aligned extent of the points (corners TL, TR, BR, BL);
     * ``"mbr"``: minimum-area rotated rectangle, ``cv2.boxPoints(cv2.minAreaRect(...))``,
       exactly the released tracker (OpenCV's corner order);
     * ``"opt"``: a rotated rectangle fitted by Nelder-Mead (SciPy) to minimise
       :func:`vot2016_cost` between the rectangle and the contour's polygon, started from the
       MBR (slow: tens of ms; the paper notes the same, §4.1).
+
+    Args:
+        points (np.ndarray[N, 2] int32): ``(x, y)`` pixel indices of a closed contour, e.g.
+            from :func:`largest_contour`.
+        strategy: ``"minmax"``, ``"mbr"`` or ``"opt"``.
+        alpha: trade-off of the ``"opt"`` objective.
+
+    Returns:
+        np.ndarray[4, 2] float32 ``(x, y)`` corners, same coordinates as ``points``.
+
+    Raises:
+        ValueError: for an unknown strategy.
+
+    See book/06_mask_to_box.py.
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown box strategy {strategy!r}; expected one of {STRATEGIES}")
+    if strategy == "minmax":
+        return _minmax(points)
+    if strategy == "mbr":
+        return _mbr(points)
+    return _opt(points, alpha)
+
+
+def fit_box(mask: np.ndarray, strategy: str = "mbr", min_area: float = 100.0,
+            alpha: float = 0.5) -> np.ndarray | None:
+    """Fit a box to the largest object blob of a binary mask (paper Fig. 3, Table 1):
+    :func:`largest_contour` then :func:`box_from_contour` (the strategies are described
+    there: ``"minmax"``, ``"mbr"`` -- the released tracker's -- and ``"opt"``).
 
     Args:
         mask (np.ndarray[H, W]): binary mask (bool or int; non-zero = object).
@@ -229,20 +267,17 @@ def fit_box(mask: np.ndarray, strategy: str = "mbr", min_area: float = 100.0,
 
     See book/06_mask_to_box.py.
     """
-    if strategy not in STRATEGIES:
+    if strategy not in STRATEGIES:  # checked first: also when the mask is empty
         raise ValueError(f"unknown box strategy {strategy!r}; expected one of {STRATEGIES}")
     points = largest_contour(mask, min_area)
     if points is None:
         return None
-    if strategy == "minmax":
-        return _minmax(points)
-    if strategy == "mbr":
-        return _mbr(points)
-    return _opt(points, alpha)
+    return box_from_contour(points, strategy, alpha)
 
 
 __all__ = [
     "STRATEGIES",
+    "box_from_contour",
     "cxcywha_to_polygon",
     "fit_box",
     "largest_contour",

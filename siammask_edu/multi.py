@@ -4,7 +4,9 @@
 template, window, padding colour) and, per frame, cuts the N search crops, stacks them into
 one ``(N, 3, 255, 255)`` batch, runs the backbone and the heads once on the batch with the
 N exemplar kernels stacked, then post-processes each target on its own slice (refinement at
-each target's own RoW). The results equal N independent trackers up to float rounding of
+each target's own RoW): the one :class:`~siammask_edu.step.TrackStep` of
+:class:`~siammask_edu.tracker.Tracker`, given N targets. With N = 1 the results are
+:meth:`Tracker.track`'s, bit for bit. The results equal N independent trackers up to float rounding of
 the batched convolutions (same RoW, boxes within 1e-3 px on the test sequences).
 
 The released DAVIS-2017 driver tracks each object id with its own tracker and merges the
@@ -18,40 +20,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
-from .models.siammask import Exemplar, SearchOutputs
-from .postprocess import postprocess_step
-from .precision import to_float32
+from .geometry import as_bgr_uint8
+from .models.siammask import Exemplar
+from .step import StepHook, slice_outputs, stack_exemplars
 from .tracker import Tracker, TrackResult
-
-
-def slice_outputs(out: SearchOutputs, i: int) -> SearchOutputs:
-    """Target ``i`` of a batched :class:`SearchOutputs` (views, batch 1).
-
-    See book/11_speed.py.
-    """
-    sl = slice(i, i + 1)
-    return SearchOutputs(
-        out.score[sl], None if out.delta is None else out.delta[sl],
-        None if out.mask_logits is None else out.mask_logits[sl], out.mask_corr[sl],
-        out.xf[sl], [f[sl] for f in out.features])
-
-
-def stack_exemplars(exemplars: Sequence[Exemplar]) -> Exemplar:
-    """Concatenate batch-1 exemplars into one batch-N :class:`Exemplar` (kernels and ``zf``;
-    backbone features are not needed for tracking and are dropped).
-
-    Raises:
-        ValueError: for an empty sequence.
-
-    See book/11_speed.py.
-    """
-    if not exemplars:
-        raise ValueError("need at least one exemplar")
-    names = exemplars[0].kernels.keys()
-    return Exemplar(zf=torch.cat([e.zf for e in exemplars]),
-                    kernels={n: torch.cat([e.kernels[n] for e in exemplars]) for n in names})
 
 
 class MultiTracker:
@@ -113,11 +86,16 @@ class MultiTracker:
                 t.init(frame, box)
             trackers.append(t)
         self.trackers = trackers
-        self._batched = stack_exemplars([t._exemplar for t in trackers])
+        self._batched = stack_exemplars([t.target.exemplar for t in trackers])
 
-    def track(self, frame) -> list[TrackResult]:
+    def track(self, frame, hook: StepHook | None = None) -> list[TrackResult]:
         """Track every target into ``frame``; one :class:`TrackResult` per target, in the
         order of the init boxes.
+
+        Args:
+            frame: in the colour order given at construction.
+            hook: an optional :class:`~siammask_edu.step.StepHook`, passed to each chunk's
+                step (its ``target`` index counts within the chunk of ``max_batch``).
 
         Raises:
             RuntimeError: before :meth:`init`.
@@ -127,32 +105,18 @@ class MultiTracker:
         """
         if not self.trackers:
             raise RuntimeError("call MultiTracker.init(frame, boxes) first")
-        bgr = self.trackers[0]._frame_bgr(frame)
+        bgr = as_bgr_uint8(frame, self._kw["color_order"])
         n = len(self.trackers)
         step_n = n if self.max_batch is None else self.max_batch
+        stepper = self._probe.stepper  # shared settings; each target's state is its own
         results: list[TrackResult] = []
         for lo in range(0, n, step_n):
-            results.extend(self._track_chunk(bgr, lo, min(n, lo + step_n)))
+            hi = min(n, lo + step_n)
+            ex = self._batched
+            if (lo, hi) != (0, n):
+                ex = Exemplar(zf=ex.zf[lo:hi], kernels={k: v[lo:hi] for k, v in ex.kernels.items()})
+            results.extend(stepper(bgr, [t.target for t in self.trackers[lo:hi]], ex, hook))
         return results
-
-    def _track_chunk(self, bgr: np.ndarray, lo: int, hi: int) -> list[TrackResult]:
-        trackers = self.trackers[lo:hi]
-        x = torch.cat([t._search_crop(bgr) for t in trackers]).to(self.device)
-        ex = self._batched
-        if (lo, hi) != (0, len(self.trackers)):
-            ex = Exemplar(zf=ex.zf[lo:hi], kernels={k: v[lo:hi] for k, v in ex.kernels.items()})
-        model = self.model
-        steps = []
-        with torch.inference_mode():
-            with self._probe._autocast():
-                out = to_float32(model.track(x, ex, mask_head=False))
-            for i, t in enumerate(trackers):
-                oi = slice_outputs(out, i)
-                mask_fn = self._probe._mask_fn(oi)
-                steps.append(postprocess_step(oi.score, oi.delta, mask_fn, t._center, t._size,
-                                              t._frame_hw, t.config, t.anchors, t.window,
-                                              window_only=self.fast))
-        return [t._apply_step(s) for t, s in zip(trackers, steps)]
 
 
 def merge_masks(results: Sequence[TrackResult], seg_thr: float) -> np.ndarray:
@@ -180,3 +144,4 @@ def merge_masks(results: Sequence[TrackResult], seg_thr: float) -> np.ndarray:
 
 
 __all__ = ["MultiTracker", "merge_masks", "slice_outputs", "stack_exemplars"]
+# slice_outputs and stack_exemplars live in siammask_edu.step; they stay importable from here.

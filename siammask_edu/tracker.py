@@ -2,8 +2,10 @@
 
 Released ``siamese_init`` / ``siamese_track`` (``tools/test.py``) with the released
 hyper-parameters (:mod:`siammask_edu.config`), its exact crop (:mod:`.geometry`), anchors
-(:mod:`.anchors`) and post-processing (:mod:`.postprocess`). The mask never feeds back into
-the state: the next frame is searched around the box branch's estimate (paper §3.3).
+(:mod:`.anchors`) and post-processing (:mod:`.postprocess`). A frame is one
+:class:`~siammask_edu.step.TrackStep` (crop -> network -> choose RoW -> mask -> fit ->
+result), the step every consumer runs (:mod:`siammask_edu.step`). The mask never feeds back
+into the state: the next frame is searched around the box branch's estimate (paper §3.3).
 
 Input conventions, checked at the boundary (:func:`~siammask_edu.geometry.as_bgr_uint8`,
 :func:`~siammask_edu.geometry.check_box`):
@@ -23,11 +25,8 @@ See book/07_online_tracker.py.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 
@@ -38,63 +37,10 @@ from .geometry import (
     check_box,
     crop_subwindow,
     exemplar_crop_size,
-    search_region,
     vot_polygon_to_cxcywh,
 )
-from .postprocess import postprocess_step
 from .precision import PRECISIONS, autocast_for, check_precision, to_float32
-
-
-@dataclass(frozen=True, eq=False)
-class TrackResult:
-    """What :meth:`Tracker.track` returns for one frame (all in frame pixels).
-
-    Attributes:
-        mask (np.ndarray[H, W] bool): ``mask_prob > seg_thr`` (strict).
-        mask_prob (np.ndarray[H, W] float32 | None): released ``mask_in_img``: sigmoid
-            probabilities inside the projected RoW window, **-1 outside it** (released border
-            value; ``mask_prob.clip(0)`` is a probability map).
-        polygon (np.ndarray[4, 2] float32): box fitted to the mask (``config.box_strategy``;
-            ``"mbr"``: OpenCV ``boxPoints`` order), or the axis-aligned box (TL, TR, BR, BL)
-            of the unclamped state when no mask blob is larger than ``min_polygon_area``.
-        box: ``(x, y, w, h)`` floats of the clamped state (the next frame's reference).
-        score: raw foreground probability of the chosen anchor, in [0, 1].
-        row_col: ``(row, col)`` of the chosen RoW in the 25x25 map.
-        polygon_source: ``"mask"`` or ``"box"``.
-        center, size: the clamped state ``(cx, cy)``, ``(w, h)``.
-        kept_previous: the network gave a non-finite box; the previous state was kept.
-        lost: ``score < config.lost_score``: the tracker is guessing rather than tracking
-            (see :attr:`~siammask_edu.config.TrackerConfig.lost_score` for where the
-            threshold comes from). The state is updated all the same.
-
-    See book/07_online_tracker.py.
-    """
-
-    mask: np.ndarray
-    mask_prob: np.ndarray | None
-    polygon: np.ndarray
-    box: tuple[float, float, float, float]
-    score: float
-    row_col: tuple[int, int]
-    polygon_source: str
-    center: tuple[float, float]
-    size: tuple[float, float]
-    kept_previous: bool = False
-    lost: bool = False
-
-    def _repr_html_(self) -> str:
-        h, w = self.mask.shape
-        k = min(1.0, 192 / max(w, 1))
-        img = np.where(self.mask[:, :, None], np.uint8(220), np.uint8(40)).repeat(3, 2)
-        img = cv2.resize(img, (max(1, int(w * k)), max(1, int(h * k))),
-                         interpolation=cv2.INTER_NEAREST)
-        pts = np.round(np.clip(self.polygon * k, -1e6, 1e6)).astype(np.int32).reshape(-1, 1, 2)
-        cv2.polylines(img, [pts], True, (0, 200, 255), 1)
-        png = base64.b64encode(cv2.imencode(".png", img)[1].tobytes()).decode()
-        box = ", ".join(f"{v:.1f}" for v in self.box)
-        return (f"<div><img src='data:image/png;base64,{png}'/><br/><code>box=({box}) "
-                f"score={self.score:.3f} RoW={self.row_col} polygon from {self.polygon_source}"
-                f"{' (kept previous state)' if self.kept_previous else ''}</code></div>")
+from .step import StepHook, TargetState, TrackResult, TrackStep, search_crop
 
 
 class Tracker:
@@ -160,11 +106,7 @@ class Tracker:
         self.color_order = color_order
         self.crop_rounding = crop_rounding
         self.anchors, self.window = anchors_for(self.config)
-        self._exemplar = None
-        self._frame_hw: tuple[int, int] | None = None
-        self._avg_chans: np.ndarray | None = None
-        self._center: np.ndarray | None = None
-        self._size: np.ndarray | None = None
+        self._target: TargetState | None = None
 
     @classmethod
     def from_checkpoint(cls, path, config: str | TrackerConfig = "davis", device="cpu",
@@ -241,25 +183,49 @@ class Tracker:
     # -- state ------------------------------------------------------------------------
     @property
     def initialized(self) -> bool:
-        return self._exemplar is not None
+        return self._target is not None
+
+    @property
+    def target(self) -> TargetState:
+        """The live per-target state (template, padding colour, frame size, centre, size)
+        that :attr:`stepper` advances; :meth:`set_target` is the checked way to change it.
+
+        Raises:
+            RuntimeError: before :meth:`init`.
+
+        See book/07_online_tracker.py.
+        """
+        self._require_init()
+        return self._target
+
+    @property
+    def stepper(self) -> TrackStep:
+        """The :class:`~siammask_edu.step.TrackStep` of this tracker's current settings
+        (model, config, anchors, window, device, precision, fast, crop rounding), built on
+        each access so that a changed ``config`` (e.g. ``box_strategy``) takes effect.
+
+        See book/07_online_tracker.py.
+        """
+        return TrackStep(self.model, self.config, self.anchors, self.window,
+                         device=self.device, precision=self.precision, fast=self.fast,
+                         crop_rounding=self.crop_rounding)
 
     @property
     def center(self) -> tuple[float, float]:
         """Current ``(cx, cy)``, frame pixels."""
-        self._require_init()
-        return float(self._center[0]), float(self._center[1])
+        c = self.target.center
+        return float(c[0]), float(c[1])
 
     @property
     def size(self) -> tuple[float, float]:
         """Current ``(w, h)``, frame pixels."""
-        self._require_init()
-        return float(self._size[0]), float(self._size[1])
+        s = self.target.size
+        return float(s[0]), float(s[1])
 
     @property
     def frame_size(self) -> tuple[int, int]:
         """``(H, W)`` of the init frame."""
-        self._require_init()
-        return self._frame_hw
+        return self.target.frame_hw
 
     def set_target(self, center: Sequence[float], size: Sequence[float]) -> None:
         """Overwrite the tracked state (teacher forcing, re-detection); the template stays.
@@ -273,10 +239,10 @@ class Tracker:
         c, s = np.asarray(center, np.float64).reshape(2), np.asarray(size, np.float64).reshape(2)
         if not (np.all(np.isfinite(c)) and np.all(np.isfinite(s)) and np.all(s > 0)):
             raise ValueError(f"invalid state: center={c.tolist()}, size={s.tolist()}")
-        self._center, self._size = c.copy(), s.copy()
+        self._target.center, self._target.size = c.copy(), s.copy()
 
     def _require_init(self) -> None:
-        if self._exemplar is None:
+        if self._target is None:
             raise RuntimeError("call Tracker.init(frame, box) first")
 
     # -- init ---------------------------------------------------------------------------
@@ -316,42 +282,43 @@ class Tracker:
         z = crop_subwindow(bgr, center, cfg.exemplar_size, s_z, avg_chans,
                            rounding=self.crop_rounding)
         with torch.inference_mode():
-            with self._autocast():
+            with autocast_for(self.precision, self.device):
                 ex = self.model.template(z.to(self.device))
-            self._exemplar = to_float32(ex)
-        self._frame_hw = (int(bgr.shape[0]), int(bgr.shape[1]))
-        self._avg_chans = avg_chans
-        self._center = np.asarray(center, np.float64).copy()
-        self._size = np.asarray(size, np.float64).copy()
+            ex = to_float32(ex)
+        self._target = TargetState(exemplar=ex, avg_chans=avg_chans,
+                                   frame_hw=(int(bgr.shape[0]), int(bgr.shape[1])),
+                                   center=np.asarray(center, np.float64).copy(),
+                                   size=np.asarray(size, np.float64).copy())
 
     # -- track --------------------------------------------------------------------------
     def search_crop(self, frame) -> torch.Tensor:
         """The search crop ``Tensor[1, 3, 255, 255]`` (BGR 0..255) the next :meth:`track`
-        would feed the network, cut at the current state.
+        would feed the network, cut at the current state
+        (:func:`~siammask_edu.step.search_crop`).
+
+        Raises:
+            RuntimeError: before :meth:`init`.
+            ValueError: bad frame or a frame size different from the init frame's.
 
         See book/07_online_tracker.py.
         """
-        self._require_init()
-        return self._search_crop(self._frame_bgr(frame))
-
-    def _frame_bgr(self, frame) -> np.ndarray:
+        t = self.target
         bgr = as_bgr_uint8(frame, self.color_order)
-        if bgr.shape[:2] != self._frame_hw:
+        if bgr.shape[:2] != t.frame_hw:
             raise ValueError(f"frame size {bgr.shape[1]}x{bgr.shape[0]} (WxH) differs from the "
-                             f"init frame's {self._frame_hw[1]}x{self._frame_hw[0]}")
-        return bgr
+                             f"init frame's {t.frame_hw[1]}x{t.frame_hw[0]}")
+        return search_crop(bgr, t.center, t.size, t.avg_chans, self.config, self.crop_rounding)
 
-    def _search_crop(self, bgr: np.ndarray) -> torch.Tensor:
-        cfg = self.config
-        _, S = search_region(self._size, cfg.exemplar_size, cfg.instance_size, cfg.context_amount)
-        return crop_subwindow(bgr, self._center, cfg.instance_size, max(1, S), self._avg_chans,
-                              rounding=self.crop_rounding)
-
-    def track(self, frame) -> TrackResult:
+    def track(self, frame, hook: StepHook | None = None) -> TrackResult:
         """Track the target into ``frame`` (same size as the init frame).
 
+        Args:
+            frame: in this tracker's colour order (module docstring).
+            hook: an optional :class:`~siammask_edu.step.StepHook` that times or records
+                the step's stages (it does not change the result).
+
         Returns:
-            :class:`TrackResult` (mask, polygon, box, score, RoW).
+            :class:`TrackResult` (mask, polygon, box, score, RoW, lost).
 
         Raises:
             RuntimeError: before :meth:`init`.
@@ -360,51 +327,20 @@ class Tracker:
         See book/07_online_tracker.py.
         """
         self._require_init()
-        bgr = self._frame_bgr(frame)
-        x = self._search_crop(bgr).to(self.device)
-        model = self.model
-        with torch.inference_mode():
-            ex = self._exemplar
-            with self._autocast():
-                if not self.fast and hasattr(model, "heads"):
-                    # released work: the exemplar convolutions and the dense mask head per frame
-                    ex = type(ex)(ex.zf, {n: h.kernel(ex.zf) for n, h in model.heads().items()})
-                out = to_float32(model.track(x, ex, mask_head=not self.fast))
-            mask_fn = self._mask_fn(out)
-            step = postprocess_step(out.score, out.delta, mask_fn, self._center, self._size,
-                                    self._frame_hw, self.config, self.anchors, self.window,
-                                    window_only=self.fast)
-        return self._apply_step(step)
+        return self.step(as_bgr_uint8(frame, self.color_order), hook)
 
-    def _autocast(self):
-        """The autocast context of this tracker's network calls (``precision``)."""
-        return autocast_for(self.precision, self.device)
+    def step(self, bgr: np.ndarray, hook: StepHook | None = None) -> TrackResult:
+        """:meth:`track` on a frame that is already BGR ``uint8`` (H, W, 3), whatever this
+        tracker's ``color_order``: one :class:`~siammask_edu.step.TrackStep` on
+        :attr:`target`.
 
-    def _mask_fn(self, out):
-        """``(row, col) -> float32 logits`` at one RoW: refinement (sharp) or the mask head
-        (base), under this tracker's autocast; post-processing calls it outside autocast."""
-        model = self.model
-        at = model.refine_at if model.refine is not None else model.mask_at
+        Raises:
+            RuntimeError: before :meth:`init`.
+            ValueError: a frame size different from the init frame's.
 
-        def mask_fn(r, c):
-            with self._autocast():
-                return to_float32(at(out, r, c))
-
-        return mask_fn
-
-    def _apply_step(self, step) -> TrackResult:
-        """Adopt a post-processed step as the new state and wrap it (shared with
-        :class:`~siammask_edu.multi.MultiTracker`)."""
-        self._center, self._size = step.center, step.size
-        cx, cy = float(step.center[0]), float(step.center[1])
-        w, h = float(step.size[0]), float(step.size[1])
-        d = step.decision
-        return TrackResult(mask=step.mask, mask_prob=step.mask_prob, polygon=step.polygon,
-                           box=(cx - w / 2, cy - h / 2, w, h),
-                           score=min(1.0, max(0.0, d.score)), row_col=(d.row, d.col),
-                           polygon_source=step.polygon_source, center=(cx, cy), size=(w, h),
-                           kept_previous=step.kept_previous,
-                           lost=bool(d.score < self.config.lost_score))
+        See book/07_online_tracker.py.
+        """
+        return self.stepper(bgr, [self.target], hook=hook)[0]
 
     def track_sequence(self, frames: Iterable, box: Sequence[float]) -> Iterator[TrackResult]:
         """Init on the first frame, then yield one :class:`TrackResult` per later frame.
@@ -506,3 +442,4 @@ def pretrained_path(name: str = "lite", weights=None):
 
 __all__ = ["PRECISIONS", "TrackResult", "Tracker", "as_bgr_uint8", "autocast_for",
            "check_precision", "pretrained_path", "to_float32"]
+# TrackResult lives in siammask_edu.step (the step builds it); it stays importable from here.

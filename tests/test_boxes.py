@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from siammask_edu.boxes import (
+    box_from_contour,
     cxcywha_to_polygon,
     fit_box,
     largest_contour,
@@ -125,3 +126,22 @@ def test_rotated_iou():
     assert rotated_iou(a, a + np.array([1, 0], np.float32)) == pytest.approx(1 / 3)
     assert rotated_iou(a, cxcywha_to_polygon((0, 0, 2, 2, 45))) == pytest.approx(
         (8 * (np.sqrt(2) - 1)) / (8 - 8 * (np.sqrt(2) - 1)), rel=1e-6)
+
+
+@pytest.mark.parametrize("strategy", ["minmax", "mbr", "opt"])
+def test_box_from_contour_is_fit_box_and_a_window_traced_with_its_offset_is_the_frame(strategy):
+    """The public box-fitting entry point the tracker's windowed post-processing uses: a
+    window with a background rim, traced with its offset, gives the frame's contour and box."""
+    m = rect_mask(cxcywha_to_polygon((130, 90, 70, 30, 25)))
+    m[150:160, 10:20] = True  # a second, smaller blob
+    full = largest_contour(m)
+    y0, x0 = 40, 70  # the window starts >= 1 px before the blob on every side
+    win = largest_contour(m[y0:150, x0:200], offset=(x0, y0))
+    assert np.array_equal(full, win)
+    box = box_from_contour(full, strategy)
+    assert box.dtype == np.float32 and box.shape == (4, 2)
+    np.testing.assert_array_equal(box, fit_box(m, strategy))
+    with pytest.raises(ValueError, match="unknown box strategy"):
+        box_from_contour(full, "hull")
+    with pytest.raises(ValueError, match="unknown box strategy"):
+        fit_box(np.zeros((5, 5), bool), "hull")  # checked before an empty mask returns None

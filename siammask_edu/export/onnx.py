@@ -13,8 +13,12 @@ correlation is a grouped convolution with ``groups = B * C``: it is exported for
   backend) -> ``logits (B, 1, 127, 127)``; models without refinement ``vec`` -> the mask
   head's ``(B, 3969, 1, 1)``.
 
-:class:`OnnxModel` runs them with onnxruntime behind the interface :class:`Tracker` uses
-(``template``, ``track``, ``refine_at``, ``mask_at``): ``Tracker(OnnxModel(...))``.
+:class:`OnnxModel` runs them with onnxruntime behind the model interface of the tracker:
+``template`` (at init), ``track`` (the :func:`~siammask_edu.step.run_network` stage) and
+``refine_at`` / ``mask_at`` (the :func:`~siammask_edu.step.row_mask_logits` stage).
+``Tracker(OnnxModel(...))`` then runs the same :class:`~siammask_edu.step.TrackStep` as
+every other consumer (``MultiTracker``, ``bench.timed_track``, ``trace_tracker``): only the
+network stages differ from the PyTorch model's.
 
 See book/11_speed.py.
 """
@@ -157,7 +161,9 @@ class _Flag:
 
 
 class OnnxModel:
-    """A SiamMask network on onnxruntime, usable as ``Tracker(OnnxModel(model_dir, cfg))``.
+    """A SiamMask network on onnxruntime, usable as ``Tracker(OnnxModel(model_dir, cfg))``
+    (or ``MultiTracker``): the tracker's step calls ``track`` for the ``network`` stage and
+    ``refine_at`` / ``mask_at`` for the ``mask`` stage (:mod:`siammask_edu.step`).
 
     Args:
         model_dir: folder written by :func:`export_onnx`.
