@@ -120,6 +120,33 @@ def add_track_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+def add_data_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``data get`` and ``data list`` (:mod:`siammask_edu.data_get`)."""
+    p = subparsers.add_parser(
+        "data", help="download a dataset and build the project's layout",
+        description="Download the official archives of a dataset, check and extract them, "
+                    "and build the layout the library reads (README, section Data).")
+    cmds = p.add_subparsers(dest="data_command", metavar="get|list", required=True)
+    g = cmds.add_parser("get", help="download, check, extract and build one dataset")
+    g.add_argument("name", help="dataset: davis2016, davis2017, coco128, vot2016, vot2018 "
+                   "(see `siammask-edu data list`)")
+    g.add_argument("--root", metavar="DIR", help="dataset root to write into (default: "
+                   "$SIAMMASK_EDU_DATA, else the root siammask_edu.data_root() finds)")
+    g.add_argument("--archive", action="append", default=[], metavar="PATH",
+                   help="an archive downloaded by hand (official file name), used instead "
+                   "of downloading it; repeat for several")
+    g.add_argument("--sequences", metavar="A,B", help="VOT only: these sequences (default all)")
+    g.add_argument("--cache", metavar="DIR", help="where downloads are kept and resumed "
+                   "(default: ROOT/.downloads)")
+    g.add_argument("--mirror", metavar="URL", help="base URL replacing the official one "
+                   "(default: $SIAMMASK_EDU_DATA_MIRROR)")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+    g.set_defaults(func=cmd_data_get)
+    ls = cmds.add_parser("list", help="the known datasets, their URLs, sizes and licences")
+    ls.set_defaults(func=cmd_data_list)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``siammask-edu`` parser with all its sub-commands.
 
@@ -139,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_parser(sub)
     add_benchmark_parser(sub)
     add_bench_parser(sub)
+    add_data_parser(sub)
     return parser
 
 
@@ -426,6 +454,38 @@ def cmd_track(args: argparse.Namespace) -> int:
                   f"{summary['lost_score']:.3f}: see summary.json lost_frames)")
     print(f"tracked {n_tracked} frames in {t_track:.2f} s{speed} -> {out}")
     return 130 if interrupted else 0
+
+
+# -- data ------------------------------------------------------------------------------------
+
+
+def cmd_data_get(args: argparse.Namespace) -> int:
+    """``siammask-edu data get NAME``: :func:`siammask_edu.data_get.get_dataset`."""
+    from .data_get import get_dataset
+    from .paths import ENV_VAR
+
+    seqs = [s for s in args.sequences.split(",") if s] if args.sequences else None
+    target = get_dataset(args.name, args.root, archives=args.archive, mirror=args.mirror,
+                         cache=args.cache, sequences=seqs, progress=not args.quiet,
+                         log=lambda msg: print(msg, file=sys.stderr))
+    print(f"{args.name}: ready in {target}")
+    if not os.environ.get(ENV_VAR) and args.root:
+        print(f"(the library finds it with {ENV_VAR}={target.parent} or data_root(root=...))")
+    return 0
+
+
+def cmd_data_list(args: argparse.Namespace) -> int:
+    """``siammask-edu data list``: the registry of :mod:`siammask_edu.data_get`."""
+    from .data_get import describe
+
+    for d in describe():
+        print(f"{d['name']:10} -> ROOT/{d['folder']}/  {d['title']}")
+        for a in d["archives"]:
+            check = f"sha256 {a['sha256'][:12]}..." if a["sha256"] else "no published checksum"
+            opt = "" if a["required"] else ", optional (--archive)"
+            print(f"{'':12}{a['url']}  [{a['approx_size']}; {check}{opt}]")
+        print(f"{'':12}licence: {d['licence']}; {d['homepage']}")
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
