@@ -36,8 +36,19 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from .augment import (
+    PasteObject,
+    Variety,
+    motion_blur,
+    occlude,
+    paste_distractor,
+    paste_on_background,
+    strong_scale,
+)
 from .paths import data_root
-from .targets import anchor_targets, crop_anchors, row_weights, siamfc_labels
+from .targets import anchor_targets, box_iou_anchors, crop_anchors, row_weights, siamfc_labels
+
+POS_IOU = 0.6  # anchor_targets' positive threshold (its default pos_thr)
 
 # DAVIS-2016 validation sequences: never used for training (the 3 shared ones included).
 DAVIS2016_VAL = (
@@ -46,6 +57,14 @@ DAVIS2016_VAL = (
     "kite-surf", "libby", "motocross-jump", "paragliding-launch", "parkour", "scooter-black",
     "soapbox",
 )
+# COCO category id of the object annotated in each DAVIS-2016 train sequence, where the
+# mask is one object of one COCO class (person + bicycle, horse + rider, ... are left out):
+# lets same-class distractors and semantic negative pairs (Variety.same_class) use DAVIS.
+DAVIS2016_TRAIN_CATEGORY = {
+    "bear": 23, "boat": 9, "breakdance-flare": 1, "bus": 6, "car-turn": 3, "dance-jump": 1,
+    "dog-agility": 18, "elephant": 22, "flamingo": 16, "hike": 1, "lucia": 1,
+    "mallard-fly": 16, "mallard-water": 16, "rollerblade": 1, "soccerball": 37, "train": 7,
+}
 RGB_VAR = np.array([[-0.55919361, 0.98062831, -0.41940627],
                     [1.72091413, 0.19879334, -1.82968581],
                     [4.64467907, 4.73710203, 4.88324118]], dtype=np.float32)
@@ -100,6 +119,8 @@ class Track:
         frames: image paths, one per annotated frame (sorted).
         boxes (np.ndarray[N, 4] float32): ``(x, y, w, h)`` in frame pixels.
         masks: per frame a mask path (DAVIS/custom), a COCO RLE dict, or None.
+        category: COCO category id of the object when known (COCO ``coco_category_id``,
+            :data:`DAVIS2016_TRAIN_CATEGORY`), else None; used for same-class distractors.
 
     See book/09_training_lite.py.
     """
@@ -108,6 +129,7 @@ class Track:
     frames: list[Path]
     boxes: np.ndarray
     masks: list = field(default_factory=list)
+    category: int | None = None
 
 
 class Source:
@@ -237,7 +259,8 @@ class DavisSource(Source):
                 boxes.append(box)
                 masks.append(mpath)
             if frames:
-                self.tracks.append(Track(f"davis/{seq}", frames, np.stack(boxes), masks))
+                self.tracks.append(Track(f"davis/{seq}", frames, np.stack(boxes), masks,
+                                         DAVIS2016_TRAIN_CATEGORY.get(seq)))
 
 
 class CocoSource(Source):
@@ -275,8 +298,12 @@ class CocoSource(Source):
                 continue
             info = self.coco.imgs[a["image_id"]]
             rle = self.coco.annToRLE(a)
+            # the shared COCO-128 is class-agnostic (category_id 1) and keeps the class in
+            # coco_category_id; a standard COCO file has the class in category_id
+            cat = a.get("coco_category_id", a.get("category_id"))
             self.tracks.append(Track(f"coco/{a['id']}", [root / image_dir / info["file_name"]],
-                                     np.array([[x, y, w, h]], np.float32), [rle]))
+                                     np.array([[x, y, w, h]], np.float32), [rle],
+                                     None if cat is None else int(cat)))
 
     def _decode_mask(self, ref, shape):
         from pycocotools import mask as mask_utils
@@ -417,8 +444,22 @@ def _blur_kernel(rng: np.random.Generator) -> np.ndarray | None:
 
 def make_crop(image: np.ndarray, box_xywh, out_size: int, rng: np.random.Generator,
               aug: Augment, gray: bool = False, mask: np.ndarray | None = None,
-              avg: np.ndarray | None = None):
+              avg: np.ndarray | None = None, variety: Variety | None = None, compose=None,
+              accept=None):
     """One augmented crop, cut from the frame with a single ``warpAffine``.
+
+    Args:
+        variety: v2 augmentations (:class:`siammask_edu.augment.Variety`) applied to this
+            crop: the strong scale / aspect change (composed into the same map) and motion
+            blur. None (or all off): exactly the released crop, same random draws.
+        compose: ``compose(crop, wmask, box, rng) -> (crop, wmask, box)``, called (only
+            with a mask) on the warped crop (``[S, S, 3]`` BGR 0..255), the warped mask
+            (``[S, S]`` float32 in 0..1) and the box before colour, gray and blur: the
+            dataset's copy-paste, distractor and occlusion step.
+        accept: ``accept(box) -> bool`` for a strong scale draw (``box`` the transformed
+            ``(x1, y1, x2, y2)``): up to ``variety.scale_tries`` draws, the first accepted
+            one is used, none accepted = no strong scale (PairDataset: some anchor must keep
+            IoU >= 0.6, else the visible target would only get negative or ignored anchors).
 
     Returns:
         ``(crop, box, mask)``: ``np.ndarray[3, S, S]`` float32 BGR (0..255 minus the colour
@@ -427,26 +468,43 @@ def make_crop(image: np.ndarray, box_xywh, out_size: int, rng: np.random.Generat
 
     See book/09_training_lite.py.
     """
+    x, y, w, h = (float(v) for v in box_xywh)
+
+    def crop_box(A):
+        corners = np.array([[x, y, 1], [x + w, y + h, 1]]) @ A.T
+        return np.array([corners[0, 0], corners[0, 1], corners[1, 0], corners[1, 1]],
+                        np.float32)
+
     M = crop_matrix(box_xywh, out_size, rng, aug)
+    if variety is not None and variety.scale and rng.random() < variety.scale:
+        for _ in range(variety.scale_tries):
+            M2 = strong_scale(M, box_xywh, rng, variety)
+            if accept is None or accept(crop_box(M2)):
+                M = M2
+                break
     if avg is None:
         avg = image.reshape(-1, 3).mean(axis=0)
     crop = cv2.warpAffine(image, M, (out_size, out_size), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=tuple(float(v) for v in avg))
+    box = crop_box(M)
+    wm = None
+    if mask is not None:  # the warp draws no random number: order free w.r.t. the v1 draws
+        wm = cv2.warpAffine(mask.astype(np.float32), M, (out_size, out_size),
+                            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        if compose is not None:
+            crop, wm, box = compose(crop, wm, box, rng)
     if gray:
         crop = cv2.cvtColor(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
-    x, y, w, h = (float(v) for v in box_xywh)
-    corners = np.array([[x, y, 1], [x + w, y + h, 1]]) @ M.T
-    box = np.array([corners[0, 0], corners[0, 1], corners[1, 0], corners[1, 1]], np.float32)
     offset = (RGB_VAR @ rng.standard_normal(3).astype(np.float32))[::-1]
     out = crop.astype(np.float32) - offset.astype(np.float32)
     if aug.blur and aug.blur > rng.random():
         kernel = _blur_kernel(rng)
         if kernel is not None:
             out = cv2.filter2D(out, -1, kernel)
+    if variety is not None and variety.motion_blur and rng.random() < variety.motion_blur:
+        out = motion_blur(out, rng, variety)
     label = None
-    if mask is not None:
-        wm = cv2.warpAffine(mask.astype(np.float32), M, (out_size, out_size),
-                            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    if wm is not None:
         label = np.where(wm > 0.5, 1.0, -1.0).astype(np.float32)[None]
     return np.ascontiguousarray(out.transpose(2, 0, 1)), box, label
 
@@ -461,6 +519,8 @@ class PairConfig:
         template_aug, search_aug: :class:`Augment` of each crop.
         source_probs: probability of each source (normalised); None = by track count.
         siamfc_radius: positive radius of the 2B labels, crop pixels.
+        variety: recipe-v2 augmentations (:class:`siammask_edu.augment.Variety`), all off
+            by default: then items are bit for bit those of the v1 recipe.
 
     See book/09_training_lite.py.
     """
@@ -473,6 +533,7 @@ class PairConfig:
     search_aug: Augment = Augment(shift=64, scale=0.18, blur=0.18)
     source_probs: tuple[float, ...] | None = None
     siamfc_radius: float = 16.0
+    variety: Variety = field(default_factory=Variety)
 
     @property
     def score_size(self) -> int:
@@ -507,6 +568,13 @@ class PairDataset(Dataset):
     ``label_loc_weight (k, n, n)``, ``mask_label (1, S, S)`` (+1/-1), ``mask_weight (n, n)``,
     ``label_sim (1, n, n)`` float32; ``box (4,)`` crop corners; ``negative``, ``has_mask``.
 
+    With ``config.variety`` (:class:`siammask_edu.augment.Variety`) switched on, positive
+    searches with a mask may get the target pasted onto another track's frame, a distractor
+    from another track behind it and an occluder in front of it (the other tracks are drawn
+    from all sources, so a held-out sequence is never seen), the search crop a strong scale
+    / aspect change and motion blur, and negative pairs a search of the template's
+    category. Labels always describe the true target only.
+
     See book/09_training_lite.py.
     """
 
@@ -528,6 +596,18 @@ class PairDataset(Dataset):
                             "sources")
         self.probs = probs / probs.sum()
         self.anchors = crop_anchors(config.score_size, config.search_size)
+        # (source, track) indices by COCO category and of the tracks with masks (copy-paste)
+        self._by_category: dict[int, list[tuple[int, int]]] = {}
+        self._masked: list[tuple[int, int]] = []
+        for si, src in enumerate(self.sources):
+            for ti, t in enumerate(src.tracks):
+                if t.category is not None:
+                    self._by_category.setdefault(t.category, []).append((si, ti))
+                if t.masks and all(m is not None for m in t.masks):
+                    self._masked.append((si, ti))
+        if config.variety.needs_pool and len(self._masked) < 2:
+            raise DataError("copy-paste, distractor and occlusion need at least two tracks "
+                            "with masks")
 
     def __len__(self) -> int:
         return self.length
@@ -536,8 +616,57 @@ class PairDataset(Dataset):
         s = self.sources[rng.choice(len(self.sources), p=self.probs)]
         return s, s.tracks[rng.integers(len(s.tracks))]
 
+    def _same_class(self, rng, track: Track) -> tuple[Source, Track] | None:
+        """Another track of ``track``'s category (None: no category or no other track)."""
+        cands = [(si, ti) for si, ti in self._by_category.get(track.category, ())
+                 if self.sources[si].tracks[ti] is not track]
+        if track.category is None or not cands:
+            return None
+        si, ti = cands[int(rng.integers(len(cands)))]
+        return self.sources[si], self.sources[si].tracks[ti]
+
+    def _object(self, rng, track: Track, category: bool) -> PasteObject:
+        """A masked object of another track (of ``track``'s category with probability
+        ``variety.same_class`` when ``category`` and one exists), at a random frame."""
+        other = None
+        if category and rng.random() < self.config.variety.same_class:
+            other = self._same_class(rng, track)
+        if other is None:
+            while True:  # >= 2 masked tracks (checked at start-up): ends
+                si, ti = self._masked[int(rng.integers(len(self._masked)))]
+                if self.sources[si].tracks[ti] is not track:
+                    break
+            other = self.sources[si], self.sources[si].tracks[ti]
+        src, t = other
+        f = int(rng.integers(len(t.frames)))
+        img = src.image(t.frames[f])
+        return PasteObject(img, src.mask(t, f, img.shape[:2]), t.boxes[f])
+
+    def _other_frame(self, rng, track: Track, path: Path) -> np.ndarray:
+        """A frame of another track (by source probability), not the image ``path``."""
+        for _ in range(8):
+            src, t = self._pick(rng)
+            p = t.frames[int(rng.integers(len(t.frames)))]
+            if t is not track and p != path:
+                return src.image(p)
+        return src.image(p)  # a single-image data set: the same image, at another window
+
+    def _compose(self, crop, wm, box, rng, track: Track, path: Path):
+        """Copy-paste, distractor, occlusion of a positive search (see :mod:`.augment`)."""
+        v = self.config.variety
+        if v.copy_paste and rng.random() < v.copy_paste:
+            crop = paste_on_background(crop, wm, self._other_frame(rng, track, path), rng)
+        if v.distractor and rng.random() < v.distractor:
+            crop = paste_distractor(crop, wm, box, self._object(rng, track, True), rng, v)
+        if v.occlusion and rng.random() < v.occlusion:
+            source = self._other_frame(rng, track, path)
+            obj = self._object(rng, track, False) if v.occluder_object else None
+            crop, wm, box, _ = occlude(crop, wm, box, source, obj, rng, v)
+        return crop, wm, box
+
     def __getitem__(self, index: int) -> dict:
         cfg = self.config
+        v = cfg.variety
         rng = np.random.default_rng((self.seed, int(index)))
         src, track = self._pick(rng)
         negative = rng.random() < cfg.neg
@@ -545,7 +674,10 @@ class PairDataset(Dataset):
         n = len(track.frames)
         t = int(rng.integers(n))
         if negative:
-            s_src, s_track = self._pick(rng)
+            other = None
+            if v.neg_same_class and rng.random() < v.neg_same_class:
+                other = self._same_class(rng, track)  # DaSiamRPN semantic negative
+            s_src, s_track = other if other is not None else self._pick(rng)
             s = int(rng.integers(len(s_track.frames)))
         else:
             s_src, s_track = src, track
@@ -555,8 +687,17 @@ class PairDataset(Dataset):
         x_img = s_src.image(s_track.frames[s])
         x_mask = None if negative else s_src.mask(s_track, s, x_img.shape[:2])
         z, _, _ = make_crop(z_img, track.boxes[t], cfg.template_size, rng, cfg.template_aug, gray)
+        compose = None
+        if v.needs_pool and not negative:
+            def compose(crop, wm, box, rng, _t=s_track, _p=s_track.frames[s]):
+                return self._compose(crop, wm, box, rng, _t, _p)
+        accept = None
+        if v.scale and not negative:
+            def accept(b):
+                return float(box_iou_anchors(self.anchors, b).max()) >= POS_IOU
         x, box, label = make_crop(x_img, s_track.boxes[s], cfg.search_size, rng, cfg.search_aug,
-                                  gray, x_mask)
+                                  gray, x_mask, variety=v if v.enabled else None,
+                                  compose=compose, accept=accept)
         labels, deltas, weights = anchor_targets(box, self.anchors, rng, negative=negative)
         has_mask = label is not None
         mw = row_weights(labels) if has_mask else np.zeros(labels.shape[1:], np.float32)
@@ -694,4 +835,4 @@ def describe(sources: list[Source]) -> str:
 __all__ = ["Track", "Source", "DavisSource", "CocoSource", "CustomSource", "DataError",
            "Augment", "PairConfig", "PairDataset", "PairSampler", "crop_matrix", "make_crop",
            "mask_box", "collate", "build_sources", "describe", "write_synthetic_sequences",
-           "DAVIS2016_VAL"]
+           "DAVIS2016_VAL", "DAVIS2016_TRAIN_CATEGORY", "Variety"]

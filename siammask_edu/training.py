@@ -32,7 +32,7 @@ import os
 import random
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,7 @@ from torch import Tensor, nn
 
 from .checkpoint import read_state_file, save_checkpoint
 from .config import model_config
+from .augment import Variety
 from .datasets import PairConfig, PairDataset, PairSampler, build_sources, collate, describe
 from .losses import LossWeights, loss_2b, loss_3b, mask_iou, mask_loss, upsample_mask_logits
 from .models.siammask import SiamMask
@@ -81,6 +82,10 @@ class TrainConfig:
         threads, num_workers, seed: CPU threads, DataLoader workers, base seed.
         data, source_probs, neg, gray, frame_range: training data (see
             :func:`siammask_edu.datasets.build_sources`).
+        variety: recipe-v2 data augmentations, the keys of
+            :class:`siammask_edu.augment.Variety` (``copy_paste``, ``distractor``,
+            ``neg_same_class``, ``scale``, ``motion_blur``, ``occlusion``, ...); empty (the
+            default) = the v1 recipe, pairs bit for bit unchanged.
         checkpoint_minutes, checkpoint_every, log_every: checkpoint/log cadence.
 
     See book/09_training_lite.py.
@@ -118,6 +123,7 @@ class TrainConfig:
     source_probs: tuple[float, ...] | None = None
     neg: float = 0.2
     gray: float = 0.25
+    variety: dict = field(default_factory=dict)
     checkpoint_minutes: float = 10.0
     checkpoint_every: int = 0
     log_every: int = 10
@@ -136,6 +142,7 @@ class TrainConfig:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["data"] = [dict(s) for s in self.data]
+        d["variety"] = dict(self.variety)
         return d
 
     @classmethod
@@ -148,6 +155,8 @@ class TrainConfig:
         for k in ("unfreeze", "source_probs", "data"):
             if d.get(k) is not None:
                 d[k] = tuple(d[k])
+        d["variety"] = dict(d.get("variety") or {})
+        Variety.from_dict(d["variety"])  # unknown keys fail when the config is read
         return cls(**d)
 
     # -- presets ------------------------------------------------------------------------
@@ -583,7 +592,8 @@ def _train(cfg, run_dir, resume, previous, data_root, max_steps, rank, world_siz
         sources = build_sources([dict(s) for s in cfg.data], data_root)
         pc = PairConfig.refine if cfg.stage == "refine" else PairConfig.base
         dataset = PairDataset(sources, pc(neg=cfg.neg, gray=cfg.gray,
-                                          source_probs=cfg.source_probs),
+                                          source_probs=cfg.source_probs,
+                                          variety=Variety.from_dict(cfg.variety)),
                               seed=cfg.seed, length=cfg.pairs_per_epoch)
         if main and progress:
             print(f"[{cfg.name}/{cfg.stage}] data: {describe(sources)}", flush=True)

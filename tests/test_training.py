@@ -187,3 +187,79 @@ def test_train_main_runs_a_config_file(synth_root, tmp_path, monkeypatch):
     (tmp_path / "bad.json").write_text(json.dumps({"stages": [{"preset": "nope"}]}))
     assert training.train_main(tmp_path / "bad.json") == 2
     assert training.train_main(tmp_path / "missing.json") == 2
+
+
+# ---------------------------------------------------------------------------------------
+# Recipe v2: variety field, configs, unfreezing with frozen BatchNorm
+# ---------------------------------------------------------------------------------------
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+def test_variety_field_round_trips_and_is_checked(synth_root):
+    cfg = tiny_cfg(synth_root)
+    assert cfg.variety == {}  # off by default: the v1 recipe
+    v2 = cfg.replace(variety={"copy_paste": 0.2, "blur_len": [3, 9]})
+    d = json.loads(json.dumps(v2.to_dict()))
+    assert TrainConfig.from_dict(d) == v2
+    d["variety"] = {"copypaste": 0.2}
+    with pytest.raises(ValueError, match="copypaste"):
+        TrainConfig.from_dict(d)
+
+
+def test_v2_run_with_every_augmentation_trains(synth_root, tmp_path):
+    variety = {"copy_paste": 0.5, "distractor": 0.5, "neg_same_class": 0.5, "scale": 0.5,
+               "motion_blur": 0.5, "occlusion": 0.5}
+    cfg = tiny_cfg(synth_root, epochs=1, variety=variety)
+    res = train(cfg, tmp_path, progress=False)
+    assert res["finished"] and not res["skipped"]
+    assert all(math.isfinite(h["total"]) for h in res["history"])
+    assert json.loads((tmp_path / "config.json").read_text())["variety"] == variety
+
+
+def test_unfrozen_blocks_train_with_frozen_batchnorm(synth_root):
+    # the lite network (no ImageNet download needed: init random) as v2 unfreezes it
+    blocks = ("backbone.blocks.8.", "backbone.blocks.9.", "backbone.blocks.10.")
+    cfg = tiny_cfg(synth_root, model="lite", unfreeze_epoch=1, unfreeze=blocks)
+    model = training.build_model_for(cfg)
+    training.set_trainable(model, cfg, 1)
+    training.set_modes(model, cfg)
+    names = [n for n, p in model.named_parameters() if p.requires_grad and n.startswith("backbone.")]
+    assert names and all(n.startswith(blocks) for n in names)
+    assert any(n.startswith("backbone.blocks.8.") for n in names)
+    bns = [m for n, m in model.backbone.named_modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns and not any(m.training for m in bns)  # released: BN statistics frozen
+    before = {k: v.clone() for k, v in model.backbone.state_dict().items() if "running" in k}
+    ds = PairDataset([CustomSource(synth_root, 3)], PairConfig(neg=0.0), seed=0)
+    out = training.SiamMaskTrainer(model, "base")(collate([ds[0], ds[1]]))
+    out["total"].backward()
+    assert model.backbone.blocks[8].project[0].weight.grad is not None
+    assert model.backbone.blocks[7].project[0].weight.grad is None
+    after = model.backbone.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_v2_and_ablation_configs():
+    from siammask_edu.datasets import DAVIS2016_VAL
+
+    run = training.load_run_config(REPO / "configs" / "train_lite_v2.json")
+    base, ref = run["stages"]
+    assert base.stage == "base" and base.init == "imagenet" and ref.stage == "refine"
+    assert base.unfreeze == ("backbone.blocks.8.", "backbone.blocks.9.", "backbone.blocks.10.")
+    assert base.bn_policy == "frozen" and 0 < base.unfreeze_epoch < base.epochs
+    assert base.variety["copy_paste"] > 0 and base.variety["occlusion"] > 0
+    assert "scale" not in ref.variety  # 3x3 RoWs of a 143 search: no strong scale
+    abl = sorted((REPO / "configs" / "ablation").glob("*.json"))
+    assert len(abl) >= 7 and abl[0].stem == "00_baseline"
+    seen = set()
+    for p in abl:
+        raw = json.loads(p.read_text())
+        (st,) = training.load_run_config(p)["stages"]
+        held = raw["heldout"]
+        assert len(held) == 5 and not set(held) & set(DAVIS2016_VAL)
+        davis = [s for s in st.data if s["type"] == "davis"]
+        assert davis and not set(davis[0]["sequences"]) & set(held)
+        assert not set(davis[0]["sequences"]) & set(DAVIS2016_VAL)
+        assert (st.total_steps, st.seed, st.batch_size, st.threads) == (600, 0, 16, 1)
+        seen.add((json.dumps(st.variety, sort_keys=True), st.unfreeze_epoch))
+    assert len(seen) == len(abl)  # one change each
