@@ -1,3 +1,11 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # 1. Siamese tracking in one picture
 #
@@ -8,6 +16,13 @@
 #
 # The paper is Wang et al., *Fast Online Object Tracking and Segmentation: A Unifying
 # Approach*, CVPR 2019. Section 3 is the part this book implements.
+#
+# *Run time* (measured on a 2-core machine, 2 torch threads, whole chapter): about 4 s
+# as a fresh clone runs it (default settings, no `../shared`), 4 s with the
+# project's data, 4 s in CI's short runs (1 thread).
+# On a busy machine the threads wait for free cores and every chapter takes several
+# times longer: start Jupyter with `SIAMMASK_EDU_THREADS=1` (or the number of cores
+# really free) to set the chapters' thread count.
 
 # %%
 # %matplotlib inline
@@ -17,12 +32,11 @@ import cv2
 import numpy as np
 import torch
 
-from siammask_edu import count_parameters, load_released_checkpoint, testing
-from siammask_edu.config import TrackerConfig, fast_mode
-from siammask_edu.paths import davis_sequence, reference_root
+from siammask_edu import count_parameters, data, load_released_checkpoint, testing
+from siammask_edu.config import TrackerConfig, book_threads
 from siammask_edu.viz import figures
 
-torch.set_num_threads(1 if fast_mode() else 2)
+torch.set_num_threads(book_threads())  # 2; 1 in CI; $SIAMMASK_EDU_THREADS sets it
 
 # %% [markdown]
 # ## Two frames and a box
@@ -35,16 +49,22 @@ torch.set_num_threads(1 if fast_mode() else 2)
 # `cv2.imread` returns **BGR** bytes. The released weights were trained on BGR crops with
 # raw 0–255 values, so we keep the BGR frames for the network and make RGB copies only to
 # draw them.
+#
+# `testing.book_sequence` reads the sequence from the data root (chapter 10 says where
+# DAVIS comes from). Without DAVIS it says so and returns the package's own
+# `synthetic_ellipse` sample instead — a textured ellipse with exact masks — and the
+# chapter runs on that: read "the ellipse" wherever the text says "the car".
 
 # %%
-frames_dir, annos_dir = davis_sequence("car-shadow")
-frame0 = cv2.imread(str(frames_dir / "00000.jpg"))  # (480, 854, 3) uint8 BGR
-frame5 = cv2.imread(str(frames_dir / "00005.jpg"))
-anno0 = cv2.imread(str(annos_dir / "00000.png"), cv2.IMREAD_GRAYSCALE)
-box = cv2.boundingRect((anno0 > 0).astype(np.uint8))  # (x, y, w, h)
-print("frame", frame0.shape, frame0.dtype, "| first-frame box xywh:", box)
-assert frame0.shape == frame5.shape == (480, 854, 3)
-assert box == (313, 88, 342, 194)
+seq = testing.book_sequence("car-shadow", n_frames=6)
+frame0, frame5 = seq.frames[0], seq.frames[5]  # (480, 854, 3) uint8 BGR for car-shadow
+box = seq.box  # cv2.boundingRect of the first mask: (x, y, w, h)
+print(seq.name, "| frame", frame0.shape, frame0.dtype, "| first-frame box xywh:", box)
+assert frame0.shape == frame5.shape
+if seq.davis:
+    assert frame0.shape == (480, 854, 3) and box == (313, 88, 342, 194)
+else:  # the sample's groundtruth.txt starts with the same box
+    assert box == data.sample_box("synthetic_ellipse")
 
 # %%
 x0, y0, w0, h0 = box
@@ -149,10 +169,13 @@ print(tuple(z.shape), tuple(x.shape), z.dtype, float(z.min()), float(z.max()))
 # not find the car and the mask does not outline it. To read the outputs we switch to
 # trained weights below.
 # :::
+#
+# The file is part of the reference fixtures (`../shared/reference`); a checkout without
+# them gets the same network freshly initialised (`testing.released_layout_network` says
+# so), which has the same shapes and equally meaningless outputs.
 
 # %%
-ckpt_path = reference_root() / "fixtures" / "siammask_sharp_seed1.f16.pth"
-model = load_released_checkpoint(ckpt_path)
+model, recorded = testing.released_layout_network()  # the seeded checkpoint, if here
 n_params = count_parameters(model)
 print(f"{model.config.name} model, {n_params:,} parameters")
 assert n_params == 21_482_052  # the released sharp model
@@ -253,13 +276,13 @@ assert tuple(mask63.shape) == (1, 1, 63, 63)
 assert mask127 is None or tuple(mask127.shape) == (1, 1, 127, 127)
 
 # %% [markdown]
-# Is that the car? The annotation of frame 5, cut with the same crop, says where the car
-# is in $x$. We put the RoW's mask (probability above the tracker's threshold
+# Is that the car? The annotation of frame 5 (the synthetic sample's exact mask without
+# DAVIS), cut with the same crop, says where the car is in $x$. We put the RoW's mask (probability above the tracker's threshold
 # `seg_thr`, stretched to its 127-px window) into the crop and measure its overlap with
 # the annotation, the IoU.
 
 # %%
-anno5 = cv2.imread(str(annos_dir / "00005.png"), cv2.IMREAD_GRAYSCALE)
+anno5 = seq.masks[5].astype(np.uint8) * 255  # (H, W) 0 or 255
 car_x = crop_square_ours(anno5, cx, cy, s_x, 255, 0) > 127  # (255, 255) the car in x
 logits = mask63 if mask127 is None else mask127
 row_mask = cv2.resize(torch.sigmoid(logits[0, 0]).numpy(), (127, 127)) > cfg.seg_thr

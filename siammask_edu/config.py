@@ -1,4 +1,4 @@
-"""Configuration: model presets, tracker presets, and the one switch for fast (CI) mode.
+"""Configuration: model presets, tracker presets, and the one switch for short (CI) runs.
 
 Every preset is a plain function returning a frozen dataclass; nothing is read from a
 global (the pysot ``cfg`` smell). Values and their sources are listed in
@@ -14,13 +14,47 @@ import os
 from dataclasses import dataclass, field
 
 
-def fast_mode() -> bool:
-    """True when ``SIAMMASK_EDU_FAST`` is set to a non-empty value other than ``0``.
+SHORT_RUNS_ENV = "SIAMMASK_EDU_SHORT_RUNS"
+SHORT_RUNS_ALIASES = ("SIAMMASK_EDU_FAST",)  # the switch's first name, still honoured
 
-    Notebooks and tests use it to shrink loops (``n = 3 if fast_mode() else 2000``);
-    it never changes a computed value, only how many are computed.
+
+def _truthy(value: str | None) -> bool:
+    return (value or "0") not in ("", "0", "false", "False")
+
+
+def fast_mode() -> bool:
+    """True when ``SIAMMASK_EDU_SHORT_RUNS`` (or its older name ``SIAMMASK_EDU_FAST``) is set
+    to a non-empty value other than ``0``.
+
+    CI sets it (``scripts/test.sh``). Notebooks and tests use it to shorten loops — fewer
+    frames, training steps, timing repeats (``n = 3 if fast_mode() else 2000``); it never
+    changes a computed value, only how many are computed. The chapters also run torch on 1
+    thread under it, so that two notebooks can run side by side on two cores.
     """
-    return os.environ.get("SIAMMASK_EDU_FAST", "0") not in ("", "0", "false", "False")
+    return any(_truthy(os.environ.get(name)) for name in (SHORT_RUNS_ENV, *SHORT_RUNS_ALIASES))
+
+
+THREADS_ENV = "SIAMMASK_EDU_THREADS"
+
+
+def book_threads() -> int:
+    """How many torch threads a book chapter uses: ``$SIAMMASK_EDU_THREADS`` if set, else 1
+    under :func:`fast_mode` (CI runs two notebooks side by side on two cores), else 2.
+
+    Each chapter's first cell states its run time on an idle 2-core machine with 2 threads.
+    On a busy machine the threads wait for cores: set ``SIAMMASK_EDU_THREADS`` to the
+    number of cores that are really free (1 when something else runs) before starting
+    Jupyter.
+
+    Raises:
+        ValueError: ``$SIAMMASK_EDU_THREADS`` is not a positive integer.
+    """
+    env = os.environ.get(THREADS_ENV, "").strip()
+    if env:
+        if not env.isdigit() or int(env) < 1:
+            raise ValueError(f"${THREADS_ENV} must be a positive integer, got {env!r}")
+        return int(env)
+    return 1 if fast_mode() else 2
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,11 @@ Resolution order of :func:`data_root`:
 The root holds ``davis2016/``, ``coco128/`` and ``vot/`` in their official layouts (see the
 README's "Data" section for downloading them).
 
+An explicit location (``root=`` or the environment variable) that exists but is empty is
+not an error: it means "no data here", and :func:`have_davis`, :func:`have_vot` and
+:func:`have_fixtures` answer ``False`` (a learner's checkout, or CI's learner-mode run of the
+book, which points both variables at empty folders).
+
 See book/01_siamese_tracking.py.
 """
 
@@ -105,3 +110,55 @@ def reference_root(root=None) -> Path:
     if not p.is_dir():
         raise FileNotFoundError(f"reference folder {p} does not exist")
     return p
+
+
+# -- what is here: the book and the tests ask before they read ---------------------------
+
+
+def have_davis(*sequences: str, resolution: str = "480p", root=None) -> bool:
+    """Whether DAVIS-2016 frames and annotations of every named sequence are in the data root.
+
+    Never raises: no data root at all (a fresh clone without ``../shared``) is ``False``.
+    With no names, asks for the three val sequences the book uses (``blackswan``,
+    ``car-shadow``, ``dog``).
+    """
+    names = sequences or ("blackswan", "car-shadow", "dog")
+    try:
+        for name in names:
+            davis_sequence(name, resolution, root)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def have_vot(*sequences: str, root=None) -> bool:
+    """Whether every named VOT sequence (``color/``, ``groundtruth.txt``) is in the data root.
+
+    Never raises. With no names, asks for ``bag`` and ``book``, the two the book uses.
+    """
+    names = sequences or ("bag", "book")
+    try:
+        return all((vot_sequence(n, root) / "groundtruth.txt").is_file() for n in names)
+    except FileNotFoundError:
+        return False
+
+
+def fixtures_dir(root=None) -> Path:
+    """``reference_root() / "fixtures"``: the released implementation's recorded outputs.
+
+    Raises:
+        FileNotFoundError: naming the folder looked for, if it is absent.
+    """
+    d = reference_root(root) / "fixtures"
+    if not d.is_dir():
+        raise FileNotFoundError(f"released-implementation fixtures folder {d} does not exist")
+    return d
+
+
+def have_fixtures(*names: str, root=None) -> bool:
+    """Whether the reference fixtures are here (and each named file in them). Never raises."""
+    try:
+        d = fixtures_dir(root)
+    except FileNotFoundError:
+        return False
+    return all((d / n).exists() for n in names)

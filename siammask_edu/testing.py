@@ -10,13 +10,23 @@
   background, for tests that need an image but no dataset;
 * :func:`lite_or_seeded` — the shipped SiamMask-Lite network for the chapters whose point is
   what the tracker does on a real object, or the book's seeded checkpoint in a build without
-  the weights.
+  the weights;
+* :func:`released_layout_network` — the book's seeded checkpoint, or without the reference
+  fixtures the same network freshly initialised;
+* :func:`book_sequence` — DAVIS ``car-shadow`` (or another sequence) when the data is here,
+  else the shipped ``synthetic_ellipse`` sample with its exact masks;
+* :func:`skipped_reference_check`, :func:`missing_data_note` — the one line a chapter prints
+  where a check or a figure needs what a learner's checkout lacks;
+* :func:`skip_missing_data` — the tests' skip for absent data, which
+  ``SIAMMASK_EDU_REQUIRE_DATA=1`` (set by ``.ci/run``) turns into a failure.
 
 See book/03_depthwise_xcorr.py.
 """
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -250,5 +260,201 @@ def lite_or_seeded(preset: str = "sharp", verbose: bool = True):
     return model.eval(), True
 
 
-__all__ = ["Comparison", "compare", "lite_or_seeded", "random_boxes", "synthetic_frame",
-           "tiny_model"]
+# -- a checkout without ../shared: the book says what it skips, the tests skip or fail ------
+
+REQUIRE_DATA_ENV = "SIAMMASK_EDU_REQUIRE_DATA"
+DATA_GET_DAVIS = "siammask-edu data get davis2016"
+_FIXTURES_HOW = ("recorded by running the unmodified released SiamMask (foolwood/SiamMask) on a "
+                 "seeded checkpoint, as shared/reference/fixtures/README.md describes")
+
+
+def data_required() -> bool:
+    """True when ``$SIAMMASK_EDU_REQUIRE_DATA`` is set to a value other than ``0``/empty:
+    every test that would skip for missing data or fixtures fails instead (``.ci/run`` sets
+    it, so that CI cannot pass by skipping what it is meant to prove)."""
+    return os.environ.get(REQUIRE_DATA_ENV, "0") not in ("", "0", "false", "False")
+
+
+def skip_missing_data(reason: str) -> None:
+    """Skip the current test because a dataset or the reference fixtures are absent — or,
+    under ``SIAMMASK_EDU_REQUIRE_DATA=1``, fail it with the same reason.
+
+    Every data- or fixture-dependent test skips through this function, so one switch turns
+    all of them into failures. Call it inside a test or a fixture; it never returns.
+    """
+    import pytest
+
+    __tracebackhide__ = True  # pytest reports the test's line, not this one
+    if data_required():
+        pytest.fail(f"{reason} (${REQUIRE_DATA_ENV} is set: missing data is a failure)",
+                    pytrace=False)
+    pytest.skip(f"missing data: {reason}")
+
+
+def skipped_reference_check(proves: str, made: str = _FIXTURES_HOW) -> None:
+    """Print the one line a chapter shows instead of a check against the released
+    implementation's recorded outputs, when the reference fixtures are absent.
+
+    Args:
+        proves: what the check proves, e.g. ``"our score and box heads give the released
+            network's numbers on the same crops"``.
+        made: how the fixtures it needs were made (default: the released SiamMask's
+            recorded runs).
+    """
+    print(f"[skipped: no reference fixtures here] This check proves that {proves}. "
+          f"CI runs it; the fixtures are {made}.")
+
+
+def missing_data_note(dataset: str, instead: str) -> None:
+    """Print the one line a chapter shows when a dataset is absent and it continues without.
+
+    Args:
+        dataset: ``"davis"`` or ``"vot"``.
+        instead: what the chapter does instead (``"using the shipped synthetic_ellipse
+            sample"``, ``"skipping the table of VOT numbers"``).
+    """
+    if dataset == "davis":
+        print(f"[DAVIS-2016 is not in the data root] {instead}; "
+              f"`{DATA_GET_DAVIS}` downloads it.")
+    elif dataset == "vot":
+        print(f"[VOT sequences are not in the data root] {instead}; VOT2016 comes from "
+              "https://www.votchallenge.net (README, section Data).")
+    else:
+        raise ValueError(f"dataset must be 'davis' or 'vot', got {dataset!r}")
+
+
+def released_layout_network(preset: str = "sharp", verbose: bool = True):
+    """The book's seeded checkpoint in the released layout, or a fresh one without fixtures.
+
+    With the reference fixtures this is ``fixtures/siammask_sharp_seed1.f16.pth`` (random
+    weights the released implementation's recorded outputs were computed with); without
+    them, the same architecture initialised with seed 1 by :func:`tiny_model`: every shape
+    and parameter count is the same, only the (equally meaningless) weights differ, so the
+    chapters' checks against the recorded outputs are what is skipped.
+
+    Args:
+        preset: ``"sharp"``, or ``"base"`` (the sharp file without its refinement weights;
+            the loader's warning about the dropped tensors is let through).
+        verbose: print a line when the fresh network stands in.
+
+    Returns:
+        ``(model, recorded)``: a :class:`~siammask_edu.models.SiamMask` in eval mode, and
+        ``True`` when it holds the weights the fixtures were recorded with.
+    """
+    from .checkpoint import load_released_checkpoint
+    from .paths import fixtures_dir, have_fixtures
+
+    if have_fixtures("siammask_sharp_seed1.f16.pth"):
+        path = fixtures_dir() / "siammask_sharp_seed1.f16.pth"
+        return load_released_checkpoint(path, preset=preset).eval(), True
+    model = tiny_model(seed=1, preset=preset)
+    _calibrate_batchnorm(model)
+    if verbose:
+        print(f"[no reference fixtures here] the seeded checkpoint is absent: a freshly "
+              f"initialised {preset} network (same layout and shapes, random weights) "
+              "stands in.")
+    return model, False
+
+
+def _calibrate_batchnorm(model) -> None:
+    """Set every BatchNorm's running statistics from two synthetic crops (batch statistics).
+
+    A fresh network keeps mean 0 / variance 1 in eval mode while its input is raw 0..255
+    BGR: activations then grow through the 50 ResNet layers to values in the hundreds, where
+    float32 summation order alone moves outputs by more than the book's tolerances. The
+    seeded checkpoint had its statistics calibrated on real frames for the same reason
+    (fixtures README); here synthetic frames stand in.
+    """
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    frames = [synthetic_frame(255, 255, seed=s) for s in range(2)]
+    x = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float()  # (2, 3, 255, 255)
+    z = x[:, :, 64:191, 64:191].contiguous()  # (2, 3, 127, 127), the centre
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the calls below
+    model.train()
+    with torch.no_grad():
+        model.track(x, model.template(z))
+    for m in bns:
+        m.momentum = 0.1
+    model.eval()
+
+
+@dataclass(frozen=True)
+class BookSequence:
+    """Frames and masks a chapter reads: DAVIS, or the shipped synthetic sample.
+
+    Attributes:
+        name: ``"car-shadow"`` (or the DAVIS name asked for) or ``"synthetic_ellipse"``.
+        davis: ``True`` for the DAVIS sequence.
+        frames: list of np.ndarray[H, W, 3] uint8, **BGR** (what the network eats).
+        masks: list of np.ndarray[H, W] bool, the object's pixels (DAVIS annotation > 0,
+            or the synthetic sequence's exact masks).
+        box: ``(x, y, w, h)`` int, ``cv2.boundingRect`` of the first mask (the released
+            DAVIS initialisation).
+        frame_paths: the DAVIS JPEG files the frames were read from (``None`` for the
+            synthetic sample, which is generated in memory).
+    """
+
+    name: str
+    davis: bool
+    frames: list
+    masks: list
+    box: tuple[int, int, int, int]
+    frame_paths: list | None = None
+
+
+def book_sequence(name: str = "car-shadow", n_frames: int | None = None,
+                  verbose: bool = True) -> BookSequence:
+    """A DAVIS-2016 480p sequence when it is in the data root, else ``synthetic_ellipse``.
+
+    The fallback is the shipped sample's own recipe (``data_samples/synthetic_ellipse``:
+    30 frames, 240x180, seed 0) generated in memory by
+    :func:`~siammask_edu.data.make_synthetic_sequence`, so that its masks are exact (the
+    shipped JPEG frames differ from these by compression noise only). Without DAVIS a line
+    says so and gives the download command.
+
+    Args:
+        name: the DAVIS sequence.
+        n_frames: read only the first ``n_frames`` (``None``: all).
+        verbose: print the line about the fallback.
+    """
+    from . import data as sdata
+    from .paths import davis_sequence, have_davis
+
+    if have_davis(name):
+        frames_dir, annos_dir = davis_sequence(name)
+        frame_paths = sorted(frames_dir.glob("*.jpg"))[:n_frames]
+        frames = [cv2.imread(str(p)) for p in frame_paths]
+        masks = [cv2.imread(str(annos_dir / (p.stem + ".png")), cv2.IMREAD_GRAYSCALE) > 0
+                 for p in frame_paths]
+        davis = True
+    else:
+        if verbose:
+            missing_data_note("davis", f"the shipped sample synthetic_ellipse stands in for "
+                              f"`{name}`")
+        seq = sdata.make_synthetic_sequence(n_frames=30, size=(180, 240), seed=0)
+        frames = [np.ascontiguousarray(f[:, :, ::-1]) for f in seq.frames[:n_frames]]
+        masks = list(seq.masks[:n_frames])
+        name, davis, frame_paths = "synthetic_ellipse", False, None
+    box = tuple(int(v) for v in cv2.boundingRect(masks[0].astype(np.uint8)))
+    return BookSequence(name, davis, frames, masks, box, frame_paths)
+
+
+__all__ = [
+    "DATA_GET_DAVIS",
+    "REQUIRE_DATA_ENV",
+    "BookSequence",
+    "Comparison",
+    "book_sequence",
+    "compare",
+    "data_required",
+    "lite_or_seeded",
+    "missing_data_note",
+    "random_boxes",
+    "released_layout_network",
+    "skip_missing_data",
+    "skipped_reference_check",
+    "synthetic_frame",
+    "tiny_model",
+]

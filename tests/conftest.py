@@ -1,5 +1,9 @@
 """Shared test set-up: deterministic seeds, 2 torch threads, headless matplotlib, and the
-fixtures of the released implementation (skipped with a reason where absent)."""
+fixtures of the released implementation.
+
+Without data or fixtures (a clone without ``../shared``) the tests that need them skip, each
+with its reason (``-rs`` prints them), through ``siammask_edu.testing.skip_missing_data``;
+``SIAMMASK_EDU_REQUIRE_DATA=1`` (set by ``.ci/run``) makes each of those a failure."""
 
 from __future__ import annotations
 
@@ -11,7 +15,9 @@ import numpy as np
 import pytest
 import torch
 
+from siammask_edu.paths import fixtures_dir as _fixtures_dir
 from siammask_edu.paths import reference_root
+from siammask_edu.testing import REQUIRE_DATA_ENV, data_required, skip_missing_data
 
 torch.set_num_threads(2)
 
@@ -33,13 +39,22 @@ def opencv_pair_line() -> str:
             f"replay masks/polygons {'exact' if same else 'within a measured bound'}")
 
 
+def data_line() -> str:
+    """Whether missing data skips (a learner's clone) or fails (CI)."""
+    if data_required():
+        return f"${REQUIRE_DATA_ENV}=1: a test whose data or fixtures are missing fails"
+    return (f"missing data or fixtures skip their tests (reasons: -rs); "
+            f"${REQUIRE_DATA_ENV}=1 makes them fail")
+
+
 def pytest_report_header(config):
-    return opencv_pair_line()
+    return [opencv_pair_line(), data_line()]
 
 
 def pytest_terminal_summary(terminalreporter):
     # also under -q, where the header is not shown
     terminalreporter.write_line(opencv_pair_line())
+    terminalreporter.write_line(data_line())
 
 
 @pytest.fixture(autouse=True)
@@ -57,12 +72,9 @@ def _seed_and_threads():
 def fixtures_dir():
     """``shared/reference/fixtures`` (outputs of the released SiamMask on a seeded checkpoint)."""
     try:
-        d = reference_root() / "fixtures"
+        return _fixtures_dir()
     except FileNotFoundError as exc:
-        pytest.skip(f"released-implementation fixtures not available: {exc}")
-    if not d.is_dir():
-        pytest.skip(f"released-implementation fixtures not available at {d}")
-    return d
+        skip_missing_data(f"released-implementation fixtures not available: {exc}")
 
 
 @pytest.fixture(scope="session")

@@ -151,12 +151,12 @@ def tiny_model():
 
 @pytest.fixture(scope="module")
 def bag():
-    from siammask_edu.paths import data_root
+    from siammask_edu.paths import have_vot, vot_sequence
+    from siammask_edu.testing import skip_missing_data
 
-    try:
-        return data_root() / "vot" / "bag"
-    except FileNotFoundError as exc:
-        pytest.skip(f"no VOT data: {exc}")
+    if not have_vot("bag"):
+        skip_missing_data("VOT sequence bag is not in the data root")
+    return vot_sequence("bag")
 
 
 def test_table1_frames_protocol_is_seeded_and_reproducible(tiny_model, bag):

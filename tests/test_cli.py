@@ -16,6 +16,7 @@ import pytest
 from siammask_edu import cli, data
 from siammask_edu import io as sio
 from siammask_edu.config import tracker_config
+from siammask_edu.testing import skip_missing_data
 
 BOX = "20,20,24,14"
 
@@ -242,7 +243,7 @@ def test_parser_entry_points(capsys):
 def real_tracker_checkpoint(seeded_checkpoint):
     pytest.importorskip("siammask_edu.tracker", reason="siammask_edu.tracker not written yet")
     if not seeded_checkpoint.is_file():
-        pytest.skip(f"seeded checkpoint fixture absent: {seeded_checkpoint.name}")
+        skip_missing_data(f"seeded checkpoint fixture absent: {seeded_checkpoint.name}")
     return seeded_checkpoint
 
 

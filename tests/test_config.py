@@ -31,10 +31,15 @@ def test_model_config_roundtrip():
     assert TrackerConfig.davis().replace(lr=0.5).lr == 0.5
 
 
-def test_fast_mode(monkeypatch):
-    monkeypatch.setenv("SIAMMASK_EDU_FAST", "1")
-    assert fast_mode()
-    monkeypatch.setenv("SIAMMASK_EDU_FAST", "0")
+@pytest.mark.parametrize("name", ["SIAMMASK_EDU_SHORT_RUNS", "SIAMMASK_EDU_FAST"])
+def test_fast_mode(monkeypatch, name):
+    # the switch and its older name each work alone (CI's environment sets the new one)
+    for var in ("SIAMMASK_EDU_SHORT_RUNS", "SIAMMASK_EDU_FAST"):
+        monkeypatch.delenv(var, raising=False)
     assert not fast_mode()
-    monkeypatch.delenv("SIAMMASK_EDU_FAST")
+    monkeypatch.setenv(name, "1")
+    assert fast_mode()
+    monkeypatch.setenv(name, "0")
+    assert not fast_mode()
+    monkeypatch.delenv(name)
     assert not fast_mode()

@@ -15,10 +15,17 @@ from siammask_edu.paths import data_root
 
 @pytest.fixture(scope="module")
 def shared():
+    from siammask_edu.paths import have_davis
+    from siammask_edu.testing import skip_missing_data
+
+    # DAVIS-2016 train at 240p and COCO-128: an empty data root is no data
     try:
-        return data_root()
+        root = data_root()
     except FileNotFoundError as exc:
-        pytest.skip(f"shared data not available: {exc}")
+        skip_missing_data(f"no data root: {exc}")
+    if not (have_davis("bear", resolution="240p") and (root / "coco128").is_dir()):
+        skip_missing_data(f"DAVIS-2016 240p train sequences or coco128 not in {root}")
+    return root
 
 
 @pytest.fixture(scope="module")

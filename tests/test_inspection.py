@@ -11,6 +11,7 @@ from siammask_edu.config import ModelConfig
 from siammask_edu.data import make_synthetic_sequence
 from siammask_edu.inspection import StepRecord, trace_tracker
 from siammask_edu.models import build_model
+from siammask_edu.testing import skip_missing_data
 from siammask_edu.tracker import Tracker
 
 
@@ -85,7 +86,7 @@ def test_trace_equals_track_on_the_seeded_sharp_checkpoint(seeded_sharp):
     try:
         frames_dir, _ = davis_sequence("car-shadow")
     except FileNotFoundError as exc:
-        pytest.skip(f"DAVIS data not available: {exc}")
+        skip_missing_data(f"DAVIS data not available: {exc}")
     frames = [io.read_image(p) for p in io.list_images(frames_dir)[:3]]
     box = (313, 88, 342, 194)
     tracer = Tracker(seeded_sharp)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from siammask_edu.metrics import davis as D
+from siammask_edu.testing import skip_missing_data
 
 SEQS = ("blackswan", "car-shadow", "dog")
 TOL = 1e-12
@@ -18,7 +19,7 @@ TOL = 1e-12
 def davis_fx(fixtures_dir):
     d = fixtures_dir / "davis_metrics"
     if not (d / "reference.json").is_file():
-        pytest.skip(f"DAVIS metric fixtures not available at {d}")
+        skip_missing_data(f"DAVIS metric fixtures not available at {d}")
     return d
 
 
@@ -134,9 +135,9 @@ def test_evaluate_davis_on_the_data_root(davis_fx):
     try:
         root = data_root()
     except FileNotFoundError as exc:
-        pytest.skip(f"no data root: {exc}")
+        skip_missing_data(f"no data root: {exc}")
     if not (root / "davis2016" / "Annotations" / "480p" / "blackswan").is_dir():
-        pytest.skip("DAVIS-2016 480p val sequences not in the data root")
+        skip_missing_data("DAVIS-2016 480p val sequences not in the data root")
     res = D.evaluate_davis(davis_fx / "gt", root, year=2016, sequences=["blackswan"])
     assert res.global_metrics["J-Mean"] == 1.0 and res.global_metrics["F-Mean"] == 1.0
     assert res.global_metrics["J&F-Mean"] == 1.0 and res.per_object[0]["n_frames"] == 48

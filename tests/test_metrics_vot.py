@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from siammask_edu.metrics import vot as V
+from siammask_edu.testing import skip_missing_data
 
 SEQS = ("bag", "book")
 INTERVALS = {
@@ -23,7 +24,7 @@ INTERVALS = {
 def vot_fx(fixtures_dir):
     d = fixtures_dir / "vot_metrics"
     if not (d / "reference.json").is_file():
-        pytest.skip(f"VOT metric fixtures not available at {d}")
+        skip_missing_data(f"VOT metric fixtures not available at {d}")
     return d
 
 

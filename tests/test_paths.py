@@ -1,7 +1,13 @@
 import pytest
 
 from siammask_edu import data_root
-from siammask_edu.paths import davis_sequence
+from siammask_edu.paths import (
+    davis_sequence,
+    fixtures_dir,
+    have_davis,
+    have_fixtures,
+    have_vot,
+)
 
 
 def test_explicit_root_wins(tmp_path, monkeypatch):
@@ -35,3 +41,39 @@ def test_davis_sequence_missing(tmp_path):
     (tmp_path / "davis2016").mkdir()
     with pytest.raises(FileNotFoundError, match="nosuchseq"):
         davis_sequence("nosuchseq", root=tmp_path)
+
+
+def test_empty_explicit_roots_mean_no_data(tmp_path, monkeypatch):
+    # a learner's clone, or the learner-mode book run: both roots exist and are empty
+    (tmp_path / "d").mkdir()
+    (tmp_path / "r").mkdir()
+    monkeypatch.setenv("SIAMMASK_EDU_DATA", str(tmp_path / "d"))
+    monkeypatch.setenv("SIAMMASK_EDU_REFERENCE", str(tmp_path / "r"))
+    assert data_root() == (tmp_path / "d").resolve()  # not an error
+    assert not have_davis() and not have_vot() and not have_fixtures()
+    with pytest.raises(FileNotFoundError, match="fixtures"):
+        fixtures_dir()
+
+
+def test_have_functions_never_raise_without_a_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("SIAMMASK_EDU_DATA", str(tmp_path / "nope"))
+    monkeypatch.setenv("SIAMMASK_EDU_REFERENCE", str(tmp_path / "nope"))
+    assert (have_davis("car-shadow"), have_vot("bag"), have_fixtures()) == (False,) * 3
+
+
+def test_have_functions_see_what_is_there(tmp_path, monkeypatch):
+    monkeypatch.delenv("SIAMMASK_EDU_REFERENCE", raising=False)  # else it wins over root=
+    root = tmp_path / "data"  # the fixtures sit beside it, in tmp_path / "reference"
+    for sub in ("JPEGImages", "Annotations"):
+        (root / "davis2016" / sub / "480p" / "cat").mkdir(parents=True)
+    (root / "vot" / "bag").mkdir(parents=True)
+    assert have_davis("cat", root=root) and not have_davis("cat", "dog", root=root)
+    assert not have_davis("cat", resolution="240p", root=root)
+    assert not have_vot("bag", root=root)  # no groundtruth.txt yet
+    (root / "vot" / "bag" / "groundtruth.txt").write_text("1,2,3,4\n")
+    assert have_vot("bag", root=root)
+    assert not have_fixtures(root=root)
+    (tmp_path / "reference" / "fixtures").mkdir(parents=True)
+    (tmp_path / "reference" / "fixtures" / "a.npz").write_bytes(b"")
+    assert have_fixtures(root=root) and have_fixtures("a.npz", root=root)
+    assert not have_fixtures("a.npz", "b.npz", root=root)

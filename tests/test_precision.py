@@ -15,10 +15,11 @@ import pytest
 import torch
 
 from siammask_edu import bench, cli, data, testing
-from siammask_edu import tracker as tracker_mod
+from siammask_edu import step as step_mod
 from siammask_edu.data import make_synthetic_sequence
 from siammask_edu.multi import MultiTracker
 from siammask_edu.precision import PRECISIONS, check_precision, to_float32
+from siammask_edu.testing import skip_missing_data
 from siammask_edu.tracker import Tracker
 
 
@@ -85,13 +86,19 @@ def test_fp32_never_autocasts_and_bf16_autocasts_every_network_call(monkeypatch,
             model.refine = None
         calls = _record_autocast(monkeypatch, model)
         post = []
-        real_post = tracker_mod.postprocess_step
+        real_choose, real_finish = step_mod.choose_row, step_mod.finish_step
 
-        def spy(score, delta, *a, _real=real_post, _post=post, **k):
+        def spy_choose(score, delta, *a, _real=real_choose, _post=post, **k):
             _post.append((torch.is_autocast_enabled("cpu"), score.dtype, delta.dtype))
             return _real(score, delta, *a, **k)
 
-        monkeypatch.setattr(tracker_mod, "postprocess_step", spy)
+        def spy_finish(choice, logits, *a, _real=real_finish, _post=post, **k):
+            _post.append((torch.is_autocast_enabled("cpu"), logits.dtype, logits.dtype))
+            return _real(choice, logits, *a, **k)
+
+        # both halves of the post-processing, as the step calls them
+        monkeypatch.setattr(step_mod, "choose_row", spy_choose)
+        monkeypatch.setattr(step_mod, "finish_step", spy_finish)
         t = Tracker(model, precision=precision)
         results = list(t.track_sequence(seq.frames, seq.box))
         names = {c[0] for c in calls}
@@ -102,8 +109,9 @@ def test_fp32_never_autocasts_and_bf16_autocasts_every_network_call(monkeypatch,
             assert all(on and ad == torch.bfloat16 for _, on, ad, _ in calls)
             assert any(dt == torch.bfloat16 for *_, dt in calls)  # really ran in bf16
         # post-processing: outside autocast, float32 network outputs
-        assert post and all(not on and s == d == torch.float32 for on, s, d in post)
-        assert t._exemplar.zf.dtype == torch.float32
+        assert len(post) == 2 * len(results)
+        assert all(not on and s == d == torch.float32 for on, s, d in post)
+        assert t.target.exemplar.zf.dtype == torch.float32
         for r in results:
             assert r.mask_prob.dtype == np.float32 and r.mask.dtype == bool
             assert np.isfinite(r.box).all()
@@ -139,7 +147,10 @@ def test_bf16_close_to_fp32_on_car_shadow(seeded_sharp):
     """
     from siammask_edu.paths import davis_sequence
 
-    frames_dir, _ = davis_sequence("car-shadow")
+    try:
+        frames_dir, _ = davis_sequence("car-shadow")
+    except FileNotFoundError as exc:
+        skip_missing_data(f"DAVIS data not available: {exc}")
     frames = [cv2.imread(str(p)) for p in sorted(frames_dir.glob("*.jpg"))[:5]]
     box = (313.0, 88.0, 342.0, 194.0)
     ref = Tracker(seeded_sharp, "davis", color_order="bgr")

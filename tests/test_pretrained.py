@@ -13,7 +13,7 @@ import torch
 
 from siammask_edu import Tracker, TrackerConfig, save_checkpoint
 from siammask_edu.data import make_synthetic_sequence
-from siammask_edu.testing import tiny_model
+from siammask_edu.testing import skip_missing_data, tiny_model
 from siammask_edu.tracker import WEIGHTS_ENV, pretrained_path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -152,7 +152,7 @@ def test_export_and_calibrate_end_to_end(tmp_path):
         davis_sequence("dog", "480p")
         davis_sequence("bear", "240p")
     except FileNotFoundError as exc:
-        pytest.skip(f"DAVIS data not available: {exc}")
+        skip_missing_data(f"DAVIS data not available: {exc}")
     synth = write_synthetic_sequences(tmp_path / "synth", 2, 6)
     cfg = TrainConfig.tiny(data=({"type": "custom", "root": str(synth), "frame_range": 3},),
                            epochs=2, pairs_per_epoch=4, batch_size=2, log_every=1)
@@ -206,7 +206,7 @@ def test_track_davis_j_by_threshold_matches_the_trackers_own_mask():
     try:
         davis_sequence("bear", "240p")
     except FileNotFoundError as exc:
-        pytest.skip(f"DAVIS data not available: {exc}")
+        skip_missing_data(f"DAVIS data not available: {exc}")
     exp = _script("export_lite")
     t = Tracker(tiny_model(seed=3), TrackerConfig.davis())
     r = exp.track_davis(t, "bear", "240p", max_frames=4, seg_thrs=[0.2, t.config.seg_thr, 0.9])

@@ -163,3 +163,40 @@ def test_lite_or_seeded_falls_back_without_weights(fixtures_dir, tmp_path, monke
     assert (model.refine is None) == (preset == "base")
     out = capsys.readouterr().out
     assert "SiamMask-Lite weights absent" in out and "siammask_sharp_seed1.f16.pth" in out
+
+
+def test_skip_missing_data_skips_or_fails_under_the_switch(monkeypatch):
+    monkeypatch.delenv(testing.REQUIRE_DATA_ENV, raising=False)
+    with pytest.raises(pytest.skip.Exception, match="missing data: no DAVIS"):
+        testing.skip_missing_data("no DAVIS")
+    monkeypatch.setenv(testing.REQUIRE_DATA_ENV, "1")
+    with pytest.raises(pytest.fail.Exception, match="no DAVIS.*SIAMMASK_EDU_REQUIRE_DATA"):
+        testing.skip_missing_data("no DAVIS")
+    monkeypatch.setenv(testing.REQUIRE_DATA_ENV, "0")
+    assert not testing.data_required()
+
+
+def test_book_sequence_falls_back_to_the_synthetic_sample(tmp_path, monkeypatch, capsys):
+    from siammask_edu import data
+
+    monkeypatch.setenv("SIAMMASK_EDU_DATA", str(tmp_path))  # empty: no DAVIS
+    seq = testing.book_sequence("car-shadow", n_frames=3)
+    assert "siammask-edu data get davis2016" in capsys.readouterr().out
+    ref = data.make_synthetic_sequence(n_frames=30, size=(180, 240), seed=0)
+    assert (seq.name, seq.davis, len(seq.frames), seq.frame_paths) == (
+        "synthetic_ellipse", False, 3, None)
+    np.testing.assert_array_equal(seq.frames[2], ref.frames[2][:, :, ::-1])  # BGR
+    np.testing.assert_array_equal(seq.masks[2], ref.masks[2])
+    assert seq.box == data.sample_box("synthetic_ellipse")  # the shipped sample's own box
+
+
+def test_released_layout_network_without_fixtures(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SIAMMASK_EDU_REFERENCE", str(tmp_path))  # empty: no fixtures
+    model, recorded = testing.released_layout_network("base")
+    assert not recorded and "stands in" in capsys.readouterr().out
+    assert sum(p.numel() for p in model.parameters()) == 18_816_735 and not model.training
+    # calibrated BatchNorm statistics keep the untrained network's outputs in range
+    x = torch.from_numpy(testing.synthetic_frame(255, 255, seed=5)).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        out = model.track(x.float(), model.template(x[:, :, 64:191, 64:191].float()))
+    assert torch.isfinite(out.score).all() and float(out.score.abs().max()) < 100

@@ -37,6 +37,7 @@ from siammask_edu.config import tracker_config
 from siammask_edu.geometry import crop_subwindow, exemplar_crop_size, search_region
 from siammask_edu.paths import davis_sequence, vot_sequence
 from siammask_edu.postprocess import postprocess_step, select_anchor
+from siammask_edu.testing import skip_missing_data
 from siammask_edu.tracker import Tracker
 
 RUN_SLOW = os.environ.get("SIAMMASK_EDU_SLOW", "0") not in ("", "0", "false", "False")
@@ -107,12 +108,12 @@ def record(fixtures_dir):
         if name not in cache:
             path = fixtures_dir / f"track_{name}.npz"
             if not path.exists():
-                pytest.skip(f"fixture {path.name} not available")
+                skip_missing_data(f"fixture {path.name} not available")
             seq = name.split("_")[0]
             try:
                 frames_dir = vot_sequence(seq) / "color" if seq == "bag" else davis_sequence(seq)[0]
             except FileNotFoundError as exc:
-                pytest.skip(f"shared data not available: {exc}")
+                skip_missing_data(f"shared data not available: {exc}")
             cache[name] = Record(path, frames_dir)
         return cache[name]
 

@@ -15,6 +15,8 @@ See book/04_rows_anchors_heads.py and book/07_online_tracker.py.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import cv2
 import numpy as np
 
@@ -30,6 +32,13 @@ def _encode_png(rgb: np.ndarray) -> bytes:
     if not ok:
         raise RuntimeError("cv2.imencode failed to encode a PNG")
     return buf.tobytes()
+
+
+def _with_class(widget, css_class: str):
+    """Give ``widget`` a stable CSS class (``add_class``) and return it: a browser test or a
+    reader's stylesheet finds the control by it; nothing else changes."""
+    widget.add_class(css_class)
+    return widget
 
 
 def _colormap(values: np.ndarray, vmin: float, vmax: float) -> np.ndarray:
@@ -130,8 +139,18 @@ class RowMaskViewer:
         widget (ipywidgets.VBox): what to display (end a notebook cell with ``viewer.widget``).
         current (tuple[int, int]): the RoW shown.
 
+    In the browser the controls carry stable CSS classes (``CSS_CLASSES``): the box
+    ``siammask-row-viewer``, its sliders ``siammask-row-viewer-row`` and
+    ``siammask-row-viewer-col``, the picture ``siammask-row-viewer-image`` and the text
+    ``siammask-row-viewer-label`` (tests/test_browser_widgets.py drives them).
+
     See book/04_rows_anchors_heads.py.
     """
+
+    CSS_CLASSES: ClassVar[dict[str, str]] = {
+        "widget": "siammask-row-viewer", "row": "siammask-row-viewer-row",
+        "col": "siammask-row-viewer-col", "image": "siammask-row-viewer-image",
+        "label": "siammask-row-viewer-label"}
 
     def __init__(self, mask_logits, score, frame_crop=None, threshold: float = 0.5) -> None:
         import ipywidgets as w
@@ -159,6 +178,8 @@ class RowMaskViewer:
         self.image = w.Image(format="png")
         self.label = w.HTML()
         self.widget = w.VBox([w.HBox([self.row, self.col]), self.image, self.label])
+        for name, css in self.CSS_CLASSES.items():
+            _with_class(getattr(self, name), css)
         self.row.observe(self._on_slider, names="value")
         self.col.observe(self._on_slider, names="value")
         self.show(r0, c0)
@@ -311,15 +332,26 @@ class TrackerStepper:
         slider (ipywidgets.IntSlider): the step, 0 .. len(records) - 1.
         score_map (ipywidgets.ToggleButtons): ``"pscore"`` or ``"fg"``.
         image (ipywidgets.Image): PNG of the current view.
-        label (ipywidgets.HTML): frame, RoW, anchor, score, penalty, margin, polygon source.
+        label (ipywidgets.HTML): frame, RoW, anchor, score, penalty, margin, polygon source,
+            and LOST when the step's result is lost (``TrackResult.lost``).
         widget (ipywidgets.VBox): what to display (end a notebook cell with it).
         index (int): the step shown.
+
+    In the browser the controls carry stable CSS classes (``CSS_CLASSES``): the box
+    ``siammask-stepper``, the slider ``siammask-stepper-step``, the toggle
+    ``siammask-stepper-score-map``, the picture ``siammask-stepper-image`` and the text
+    ``siammask-stepper-label`` (tests/test_browser_widgets.py drives them).
 
     Raises:
         ValueError: for no records or an unknown ``score_map``.
 
     See book/07_online_tracker.py.
     """
+
+    CSS_CLASSES: ClassVar[dict[str, str]] = {
+        "widget": "siammask-stepper", "slider": "siammask-stepper-step",
+        "score_map": "siammask-stepper-score-map", "image": "siammask-stepper-image",
+        "label": "siammask-stepper-label"}
 
     def __init__(self, records, threshold: float = 0.5, score_map: str = "pscore") -> None:
         import ipywidgets as w
@@ -337,6 +369,8 @@ class TrackerStepper:
         self.image = w.Image(format="png")
         self.label = w.HTML()
         self.widget = w.VBox([w.HBox([self.slider, self.score_map]), self.image, self.label])
+        for name, css in self.CSS_CLASSES.items():
+            _with_class(getattr(self, name), css)
         self.slider.observe(lambda ch: self.show(ch["new"]), names="value")
         self.score_map.observe(lambda ch: self.show(self._index), names="value")
         self.show(0)
@@ -366,6 +400,7 @@ class TrackerStepper:
             f"frame {r.index} &middot; RoW (row={d.row}, col={d.col}) anchor {d.anchor} "
             f"&middot; fg {d.score:.3f} &middot; penalty {d.penalty:.3f} &middot; "
             f"pscore margin {d.margin:.2e} &middot; polygon from {r.step.polygon_source}"
+            + (" &middot; <b style='color:#d00'>LOST</b>" if r.result.lost else "")
         )
 
     def render(self, index: int | None = None) -> np.ndarray:
