@@ -419,46 +419,43 @@ def run_suite(out: Path, device: str = "cuda", presets=PRESETS, precisions=PRECI
     def run_tracking(cfgs):
         for preset, precision, comp, n in cfgs:
             key = {"preset": preset, "precision": precision, "compile": comp, "objects": n}
-            if over_budget():
-                row = dict(key, status="skipped",
-                           reason=f"time budget of {budget_s:.0f} s spent before this row")
-            else:
-                t0 = time.perf_counter()
-                try:
-                    row = dict(tracking_row(preset, precision, comp, n, clip, sample.box, dev,
-                                            warmup), status="ok")
-                except ValueError as exc:  # e.g. fp16 on a CPU
+            run_row("tracking", key, lambda: tracking_row(preset, precision, comp, n, clip,
+                                                          sample.box, dev, warmup),
+                    skip_on_value_error=True)  # e.g. fp16 on a CPU
+
+    def run_row(table, key, measure, skip_on_value_error=False):
+        """One row: measured, or skipped/error with the reason; logged and saved at once."""
+        if over_budget():
+            row = dict(key, status="skipped",
+                       reason=f"time budget of {budget_s:.0f} s spent before this row")
+        else:
+            t0 = time.perf_counter()
+            try:
+                row = dict(measure(), status="ok")
+            except Exception as exc:  # noqa: BLE001 - recorded, the suite goes on
+                if skip_on_value_error and isinstance(exc, ValueError):
                     row = dict(key, status="skipped", reason=str(exc))
-                except Exception as exc:  # noqa: BLE001 - recorded, the suite goes on
+                else:
                     row = dict(key, status="error", reason=f"{type(exc).__name__}: {exc}",
                                traceback=traceback.format_exc()[-2000:])
-                row["row_s"] = time.perf_counter() - t0
-            result["tracking"].append(row)
-            log(_row_line(row))
-            save()
+            row["row_s"] = time.perf_counter() - t0
+        result[table].append(row)
+        log(_row_line(row) if table == "tracking" else _train_line(row))
+        save()
 
     run_tracking(eager)
-    batches, rate = None, None
+    data = {}
+
+    def training(preset, precision):
+        if not data:  # prepared once, on the first training row
+            data["batches"], data["rate"] = _pair_batches(train_batch, 2)
+        return training_row(preset, precision, dev, train_batch, train_steps, train_warmup,
+                            data["batches"], data["rate"])
+
     for preset in train_presets:
         for precision in train_precisions:
-            key = {"preset": preset, "precision": precision}
-            if over_budget():
-                row = dict(key, status="skipped",
-                           reason=f"time budget of {budget_s:.0f} s spent before this row")
-            else:
-                t0 = time.perf_counter()
-                try:
-                    if batches is None:
-                        batches, rate = _pair_batches(train_batch, 2)
-                    row = dict(training_row(preset, precision, dev, train_batch, train_steps,
-                                            train_warmup, batches, rate), status="ok")
-                except Exception as exc:  # noqa: BLE001
-                    row = dict(key, status="error", reason=f"{type(exc).__name__}: {exc}",
-                               traceback=traceback.format_exc()[-2000:])
-                row["row_s"] = time.perf_counter() - t0
-            result["training"].append(row)
-            log(_train_line(row))
-            save()
+            run_row("training", {"preset": preset, "precision": precision},
+                    lambda: training(preset, precision))
     run_tracking(compiled)
     result["complete"] = True
     save()

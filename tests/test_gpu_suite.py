@@ -97,3 +97,16 @@ def test_recorded_runs_rejects_foreign_json(tmp_path):
     with pytest.raises(ValueError, match="gpu_suite_x.json is not a GPU-suite result"):
         gpu_suite.recorded_runs(tmp_path)
     assert gpu_suite.recorded_runs(tmp_path / "none") == []
+
+
+def test_a_failing_row_is_recorded_and_the_suite_goes_on(tmp_path, monkeypatch):
+    def boom(*a, **k):
+        raise RuntimeError("CUDA error: out of memory")
+
+    monkeypatch.setattr(gpu_suite, "training_row", boom)
+    res = gpu_suite.run_suite(tmp_path / "s.json", presets=("lite",), precisions=("fp32",),
+                              train_presets=("lite",), train_precisions=("fp32", "bf16"),
+                              dry_run=True, log=lambda s: None, **TINY)
+    assert res["complete"] and all(r["status"] == "ok" for r in res["tracking"])
+    assert [r["status"] for r in res["training"]] == ["error", "error"]
+    assert "RuntimeError: CUDA error: out of memory" in res["training"][0]["reason"]
