@@ -40,6 +40,14 @@ if [ ! -e "${chapters[0]}" ]; then
 fi
 # jupytext writes book/NN_name.ipynb beside each source (git-ignored): nbval starts each
 # kernel in the notebook's folder, so notebooks are executed where their source lives.
+# They are removed again at the end: outputless copies left beside the .py sources would go
+# stale and could be opened in JupyterLab instead of the chapter itself.
+empty=""
+cleanup() {
+  rm -f "${chapters[@]/%.py/.ipynb}"
+  if [ -n "$empty" ]; then rm -rf "$empty"; fi
+}
+trap cleanup EXIT
 python -m jupytext --quiet --to ipynb "${chapters[@]}"
 run_book() {
   python -m pytest -q -p no:python --nbval-lax --nbval-current-env --nbval-cell-timeout=300 \
@@ -51,7 +59,6 @@ if [ "$full" = 1 ]; then
   run_book
   echo "== book chapters as a learner's clone runs them: no data, no fixtures =="
   empty=$(mktemp -d)
-  trap 'rm -rf "$empty"' EXIT
   mkdir -p "$empty/data" "$empty/reference"
   SIAMMASK_EDU_DATA="$empty/data" SIAMMASK_EDU_REFERENCE="$empty/reference" run_book
 else

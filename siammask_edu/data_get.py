@@ -933,7 +933,8 @@ def default_root() -> Path:
     try:
         return data_root()
     except FileNotFoundError:
-        raise FileNotFoundError(f"no dataset root: pass --root DIR (root=...) or set "
+        raise FileNotFoundError(f"no dataset root: pass --root DIR (e.g. --root ../shared/data, "
+                                f"where the library looks by default) or set "
                                 f"${ENV_VAR}") from None
 
 

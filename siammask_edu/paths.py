@@ -24,6 +24,7 @@ import os
 from pathlib import Path
 
 ENV_VAR = "SIAMMASK_EDU_DATA"
+REFERENCE_ENV_VAR = "SIAMMASK_EDU_REFERENCE"
 
 
 def _candidates() -> list[Path]:
@@ -105,8 +106,17 @@ def reference_root(root=None) -> Path:
     Raises:
         FileNotFoundError: if it is absent.
     """
-    env = os.environ.get("SIAMMASK_EDU_REFERENCE")
-    p = Path(env).expanduser().resolve() if env else data_root(root).parent / "reference"
+    env = os.environ.get(REFERENCE_ENV_VAR)
+    if env:
+        p = Path(env).expanduser().resolve()
+    else:
+        try:
+            p = data_root(root).parent / "reference"
+        except FileNotFoundError:  # no data root: say where the *fixtures* are looked for
+            raise FileNotFoundError(
+                f"no reference folder: set ${REFERENCE_ENV_VAR}, or place it at "
+                "'shared/reference' beside the checkout (the released implementation's "
+                "recorded outputs; not distributed: see README, section Data)") from None
     if not p.is_dir():
         raise FileNotFoundError(f"reference folder {p} does not exist")
     return p

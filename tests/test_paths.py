@@ -77,3 +77,18 @@ def test_have_functions_see_what_is_there(tmp_path, monkeypatch):
     (tmp_path / "reference" / "fixtures" / "a.npz").write_bytes(b"")
     assert have_fixtures(root=root) and have_fixtures("a.npz", root=root)
     assert not have_fixtures("a.npz", "b.npz", root=root)
+
+
+def test_missing_reference_names_the_reference_not_the_data(monkeypatch):
+    """A clone without ../shared: the fixtures' skip reason says where *they* are looked
+    for ($SIAMMASK_EDU_REFERENCE, shared/reference), not how to set a data root."""
+    import siammask_edu.paths as paths
+
+    monkeypatch.delenv("SIAMMASK_EDU_DATA", raising=False)
+    monkeypatch.delenv("SIAMMASK_EDU_REFERENCE", raising=False)
+    monkeypatch.setattr(paths, "_candidates", lambda: [])
+    with pytest.raises(FileNotFoundError) as exc:
+        paths.fixtures_dir()
+    msg = str(exc.value)
+    assert "$SIAMMASK_EDU_REFERENCE" in msg and "shared/reference" in msg
+    assert "root=" not in msg and "SIAMMASK_EDU_DATA" not in msg
