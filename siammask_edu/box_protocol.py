@@ -310,21 +310,37 @@ SIAMMASK_ROWS = {"SiamMask-Min-max": "minmax", "SiamMask-MBR": "mbr", "SiamMask-
 
 
 def _vot_source(seq, root=None):
-    """``(name, frame paths or arrays, ground-truth polygons)`` of one sequence argument."""
+    """``(name, frame paths or arrays, ground-truth polygons)`` of one sequence argument.
+
+    Frames pair with the ground truth by identity: a folder's image number i with line i
+    of ``groundtruth.txt`` (:func:`~siammask_edu.metrics.inputs.pair_by_number`); given
+    lists must have one frame per ground-truth region.
+
+    Raises:
+        ValueError: frames missing, extra or unnumbered (all named), or lists of
+            different lengths.
+    """
     from .io import list_images
+    from .metrics.inputs import pair_by_number
     from .metrics.vot import read_trajectory
     from .paths import data_root
 
     if isinstance(seq, (tuple, list)) and len(seq) == 3:
         name, frames, gt = seq
-        return str(name), list(frames), [np.asarray(g, np.float64).ravel() for g in gt]
+        frames, gt = list(frames), [np.asarray(g, np.float64).ravel() for g in gt]
+        if len(frames) != len(gt):
+            raise ValueError(f"sequence {name}: {len(frames)} frames for {len(gt)} "
+                             "ground-truth regions (frame i pairs with region i)")
+        return str(name), frames, gt
     folder = Path(seq)
     if not (folder / "groundtruth.txt").is_file():
         folder = data_root(root) / "vot" / str(seq)
     if not (folder / "groundtruth.txt").is_file():
         raise FileNotFoundError(f"no VOT sequence {seq!r} (looked for {folder}/groundtruth.txt)")
     color = folder / "color" if (folder / "color").is_dir() else folder
-    return folder.name, list_images(color), read_trajectory(folder / "groundtruth.txt")
+    gt = read_trajectory(folder / "groundtruth.txt")
+    shown = f"{folder.name}/{'color/' if color != folder else ''}"
+    return folder.name, pair_by_number(list_images(color), len(gt), shown), gt
 
 
 def _load_frame(frame) -> np.ndarray:
@@ -383,8 +399,10 @@ def table1_frames(model, sequences: Sequence, frames_per_sequence: int | None = 
         ``iou`` ``{row name: IoU}`` for the oracles and the SiamMask rows.
 
     Raises:
-        ValueError: for no sequences, a bad strategy, a negative shift or scale, or a
-            sequence shorter than 2 frames.
+        ValueError: for no sequences, a bad strategy, a negative shift or scale, a
+            sequence shorter than 2 frames, or frames that do not pair with the ground
+            truth (missing, extra or unnumbered images, all named; lists of different
+            lengths).
         FileNotFoundError: for a missing sequence.
 
     See book/10_measuring.py.
@@ -409,7 +427,7 @@ def table1_frames(model, sequences: Sequence, frames_per_sequence: int | None = 
     out = []
     for seq in sequences:
         name, frames, gts = _vot_source(seq, root)
-        n = min(len(frames), len(gts))
+        n = len(gts)
         if n < 2:
             raise ValueError(f"sequence {name} has {n} frame(s); Table 1 needs at least 2")
         idx = np.arange(1, n)

@@ -4,9 +4,10 @@
 * ``siammask-edu eval davis --data ROOT --results DIR [--year 2016|2017] [--out DIR]``:
   semi-supervised DAVIS J and F (official statistics: mean, recall, decay) of a folder
   ``DIR/<sequence>/<frame>.png``;
-* ``siammask-edu eval vot --data ROOT --results DIR [--out DIR]``: VOT accuracy, failures,
-  robustness and EAO of result files ``DIR/<sequence>/<sequence>_001.txt`` (or
-  ``DIR/baseline/<sequence>/…``), ground truth from ``ROOT/vot/<sequence>/groundtruth.txt``;
+* ``siammask-edu eval vot --data ROOT --results DIR [--sequences A,B] [--out DIR]``: VOT
+  accuracy, failures, robustness and EAO of result files ``DIR/<sequence>/<sequence>_001.txt``
+  (or ``DIR/baseline/<sequence>/…``), ground truth from ``ROOT/vot/<sequence>/groundtruth.txt``,
+  for the sequences of ``ROOT/vot/list.txt`` (or ``--sequences``);
 * ``siammask-edu benchmark davis|vot [--data ROOT] [--model lite|PATH] [--precision P]
   --out DIR``: runs the tracker over the sequences and evaluates it (DAVIS: one target per
   object from the first annotation's bounding box, all objects of a sequence tracked in one
@@ -17,6 +18,15 @@
   model's sha256 and the tracker's hyper-parameters), ``per_sequence.csv``, ``per_sequence.txt`` and a plot
   (``jf_per_sequence.png`` or ``eao_curve.png``). ``--max-frames N`` keeps the first N frames
   of every sequence (the evaluation then treats them as the whole sequence);
+
+Frames pair with their ground truth by identity, never by position: DAVIS ``00007.jpg`` with
+the annotation ``00007.png``, VOT ``color/00000007.jpg`` with line 7 of ``groundtruth.txt``,
+result line i with ground-truth line i. A frame without ground truth, ground truth without
+its frame, a result file of another length: an error naming them. Input checks look at
+everything first and report every problem in one error, grouped by kind (missing, extra,
+wrong size, wrong mode, wrong length, unreadable). No metric is printed as ``nan``: one
+without a value reads ``n/a``, with the reason (EAO needs sequences that reach its interval,
+VOT2018: 100 frames), and is ``null`` in ``metrics.json``;
 * ``siammask-edu train CONFIG [--resume [RUN_DIR]] [--data ROOT]``.
 
 See book/10_measuring.py.
@@ -57,6 +67,8 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
                                   "default: siammask_edu.data_root()")
     v.add_argument("--results", required=True,
                    help="folder <sequence>/<sequence>_001.txt (or baseline/<sequence>/...)")
+    v.add_argument("--sequences", help="comma-separated names (default: ROOT/vot/list.txt, "
+                                       "else every folder with a groundtruth.txt)")
     v.add_argument("--out", help="write metrics.json and per_sequence.csv here")
     v.set_defaults(func=cmd_eval_vot)
     return p
@@ -88,9 +100,51 @@ def _write_outputs(out: str | None, payload: dict, rows: list[dict]) -> None:
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_open(folder / "metrics.json", "w") as fh:
-        json.dump(payload, fh, indent=2, default=float)
+        json.dump(_json_clean(payload), fh, indent=2, allow_nan=False)
     write_csv(folder / "per_sequence.csv", rows)
     print(f"wrote {folder / 'metrics.json'} and {folder / 'per_sequence.csv'}")
+
+
+def _json_clean(o):
+    """Strict JSON: numpy scalars as Python numbers, NaN (no value) as null."""
+    if isinstance(o, dict):
+        return {str(k): _json_clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_json_clean(v) for v in o]
+    if hasattr(o, "item") and not isinstance(o, str):
+        o = o.item()
+    return None if isinstance(o, float) and math.isnan(o) else o
+
+
+def _num(v, spec: str = ".4f", width: int = 0) -> str:
+    """A metric as text; ``n/a`` (never ``nan``) where it has no value."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return f"{'n/a':>{width}}"
+    return f"{v:{width}{spec}}"
+
+
+def _eao_summary(r: dict) -> tuple[str, str | None]:
+    """The EAO part of the VOT summary line and, where an interval has no value, why.
+
+    EAO averages the expected-overlap curve over an interval of sequence lengths (VOT2018:
+    100-356 frames); sequences shorter than its start give no EAO (the official code's NaN).
+    """
+    from .metrics.vot import EAO_INTERVALS
+
+    known = {k: v for k, v in r["eao"].items() if not math.isnan(v)}
+    absent = [k for k in r["eao"] if k not in known]
+    parts = [f"{k} {v:.4f}" for k, v in known.items()]
+    note = None
+    if absent:
+        longest = len(r["curve"])
+        need = ", ".join(f"{k} from {EAO_INTERVALS[k][0]} frames" for k in absent
+                         if k in EAO_INTERVALS)
+        note = (f"EAO needs sequences reaching its interval ({need}); the longest sequence "
+                f"here has {longest} frames")
+    text = "EAO " + ", ".join(parts) if parts else "EAO n/a"
+    if absent and parts:
+        text += f"; {', '.join(absent)} n/a"
+    return text, note
 
 
 def cmd_eval_davis(args: argparse.Namespace) -> int:
@@ -104,10 +158,10 @@ def cmd_eval_davis(args: argparse.Namespace) -> int:
     keys = ["J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay"]
     print(f"{'sequence':24}" + "".join(f"{k:>10}" for k in keys))
     for row in res.per_object:
-        print(f"{row['Sequence']:24}" + "".join(f"{row[k]:10.4f}" for k in keys))
+        print(f"{row['Sequence']:24}" + "".join(_num(row[k], ".4f", 10) for k in keys))
     g = res.global_metrics
-    print(f"{'(global)':24}" + "".join(f"{g[k]:10.4f}" for k in keys))
-    print(f"J&F-Mean {g['J&F-Mean']:.4f}")
+    print(f"{'(global)':24}" + "".join(_num(g[k], ".4f", 10) for k in keys))
+    print(f"J&F-Mean {_num(g['J&F-Mean'])}")
     _write_outputs(args.out, {"global": g, "per_sequence": res.per_object}, res.per_object)
     return 0
 
@@ -120,45 +174,119 @@ def _find_result_file(results: Path, seq: str) -> Path | None:
     return None
 
 
+def _vot_sequences(root: Path, given: str | None) -> list[str]:
+    """``--sequences``, else ``ROOT/list.txt``, else every folder with a ``groundtruth.txt``."""
+    if given:
+        return [x for x in given.split(",") if x]
+    if (root / "list.txt").is_file():
+        return [ln.strip() for ln in (root / "list.txt").read_text().splitlines()
+                if ln.strip()]
+    return sorted(p.name for p in root.iterdir() if (p / "groundtruth.txt").is_file()) \
+        if root.is_dir() else []
+
+
+def _read_vot_file(path: Path, shown: str, problems) -> list | None:
+    """The regions of a VOT text file; an unreadable line is a problem (all of them)."""
+    from .metrics import vot
+
+    out, bad = [], False
+    with open(path) as fh:
+        for i, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                out.append(vot.parse_region(line))
+            except ValueError:
+                problems.add("unreadable", shown, f" line {i}",
+                             f"{line.strip()[:40]!r} is not a VOT region")
+                bad = True
+    return None if bad else out
+
+
+def _load_vot_sequence(root: Path, seq: str, problems) -> tuple[list, list] | None:
+    """``(frames paired with the ground truth by number, ground truth)`` of one sequence;
+    its problems (no ground truth, unreadable lines, frames missing, extra, unnumbered)
+    go to ``problems``, and None comes back."""
+    from . import io
+    from .metrics.inputs import pair_by_number
+
+    gt_file = root / seq / "groundtruth.txt"
+    if not gt_file.is_file():
+        problems.add("missing", f"{seq}/groundtruth.txt", "", f"no ground truth in {root}")
+        return None
+    gt = _read_vot_file(gt_file, f"{seq}/groundtruth.txt", problems)
+    color = root / seq / "color"
+    folder = color if color.is_dir() else root / seq
+    before = len(problems)
+    frames = pair_by_number(io.list_images(folder), len(gt or []),
+                            f"{seq}/{'color/' if color.is_dir() else ''}", problems)
+    if gt is None or len(problems) > before:
+        return None
+    if not frames:
+        problems.add("missing", f"{seq}/", "", "no frames and an empty ground truth")
+        return None
+    return frames, gt
+
+
 def cmd_eval_vot(args: argparse.Namespace) -> int:
     from .metrics import vot
+    from .metrics.inputs import Problems
     from .paths import data_root
 
     root = data_root(args.data) / "vot"
     results_dir = Path(args.results)
     if not results_dir.is_dir():
         raise FileNotFoundError(f"results folder {results_dir} does not exist")
-    seqs = sorted(p.name for p in results_dir.iterdir() if p.is_dir() and p.name != "baseline")
-    if (results_dir / "baseline").is_dir():
-        seqs += sorted(p.name for p in (results_dir / "baseline").iterdir() if p.is_dir())
-    results, gts, sizes, missing = {}, {}, {}, []
+    seqs = _vot_sequences(root, args.sequences)
+    if not seqs:
+        raise ValueError(f"empty dataset: no VOT sequences under {root}")
+    problems = Problems()
+    if not args.sequences:  # results the dataset has no ground truth for
+        found = {p.name for d in (results_dir, results_dir / "baseline") if d.is_dir()
+                 for p in d.iterdir() if p.is_dir() and p.name != "baseline"}
+        for name in sorted(found - set(seqs)):
+            if _find_result_file(results_dir, name) is not None:
+                problems.add("extra", f"{name}/", "",
+                             f"no ground truth {root / name / 'groundtruth.txt'} "
+                             "(or pass --sequences)" if not (root / name).is_dir()
+                             else f"not in {root / 'list.txt'} (pass --sequences)")
+    results, gts, sizes = {}, {}, {}
     for seq in seqs:
         f = _find_result_file(results_dir, seq)
-        gt_file = root / seq / "groundtruth.txt"
-        if f is None or not gt_file.is_file():
-            missing.append(seq)
+        loaded = _load_vot_sequence(root, seq, problems)
+        if f is None:
+            problems.add("missing", f"{seq}/{seq}_001.txt", "",
+                         f"no result file in {results_dir} (or baseline/)")
             continue
-        results[seq] = vot.read_trajectory(f)
-        gts[seq] = vot.read_trajectory(gt_file)
-        first = sorted((root / seq / "color").glob("*.jpg"))
-        img = cv2.imread(str(first[0])) if first else None
+        shown = f"{f.parent.name}/{f.name}"
+        traj = _read_vot_file(f, shown, problems)
+        if loaded is None or traj is None:
+            continue
+        frames, gt = loaded
+        if len(traj) != len(gt):
+            problems.add("wrong length", shown, "",
+                         f"{len(traj)} lines for {len(gt)} ground-truth frames")
+            continue
+        img = cv2.imread(str(frames[0]))
         if img is None:
-            raise FileNotFoundError(f"no readable frame in {root / seq / 'color'}")
-        sizes[seq] = (img.shape[1], img.shape[0])
-    if missing:
-        raise FileNotFoundError("no result file or ground truth for: " + ", ".join(missing))
-    if not results:
-        raise ValueError(f"no result files under {results_dir}")
+            problems.add("unreadable", f"{seq}/", frames[0].name, "not an image")
+            continue
+        results[seq], gts[seq], sizes[seq] = traj, gt, (img.shape[1], img.shape[0])
+    problems.raise_if_any(f"results in {results_dir} do not match the ground truth in {root}")
     r = vot.evaluate_vot(results, gts, sizes)
     print(f"{'sequence':16}{'accuracy':>10}{'failures':>10}{'frames':>8}")
     for row in r["per_sequence"]:
-        print(f"{row['sequence']:16}{row['accuracy']:10.4f}{row['failures']:10d}"
+        print(f"{row['sequence']:16}{_num(row['accuracy'], '.4f', 10)}{row['failures']:10d}"
               f"{row['n_frames']:8d}")
-    eao_txt = ", ".join(f"{k} {v:.4f}" for k, v in r["eao"].items())
-    print(f"Accuracy {r['accuracy']:.4f} | Lost {r['lost_number']} | "
-          f"Robustness {r['robustness']:.3f} per 100 frames | EAO {eao_txt}")
+    eao_txt, eao_note = _eao_summary(r)
+    print(f"Accuracy {_num(r['accuracy'])} | Lost {r['lost_number']} | "
+          f"Robustness {r['robustness']:.3f} per 100 frames | {eao_txt}")
+    if eao_note:
+        print(eao_note)
     payload = {k: v for k, v in r.items() if k != "curve"}
     payload["curve"] = [float(c) for c in r["curve"]]
+    if eao_note:
+        payload["eao_note"] = eao_note
     _write_outputs(args.out, payload, r["per_sequence"])
     return 0
 
@@ -307,7 +435,7 @@ def _meta(args, model_info: dict, tracker, seconds: float, n_frames: int) -> dic
 
 def _table(rows: list[dict], keys: list[str], first: str) -> str:
     def fmt(v):
-        return f"{v:11.4f}" if isinstance(v, float) else f"{v!s:>11}"
+        return _num(v, ".4f", 11) if isinstance(v, float) or v is None else f"{v!s:>11}"
 
     lines = [f"{first:24}" + "".join(f"{k:>11}" for k in keys)]
     lines += [f"{r[first]!s:24}" + "".join(fmt(r[k]) for k in keys) for r in rows]
@@ -372,14 +500,22 @@ def run_benchmark_davis(args: argparse.Namespace) -> dict:
                   f"skipped", file=sys.stderr)
     if not seqs:
         raise ValueError(f"empty dataset: no DAVIS sequences under {base}")
-    plan = {}
-    for seq in seqs:
-        frames = io.list_images(jpeg / seq)
+    from .metrics.inputs import Problems, pair_by_name
+
+    plan, problems = {}, Problems()
+    for seq in seqs:  # frame 00007.jpg goes with annotation 00007.png, never by position
+        frames = io.list_images(jpeg / seq) if (jpeg / seq).is_dir() else []
         gts = sorted((anno / seq).glob("*.png"))
         if not frames or not gts:
-            raise FileNotFoundError(f"sequence {seq}: no frames in {jpeg / seq} or no "
-                                    f"annotations in {anno / seq}")
-        n = min(len(frames), len(gts), args.max_frames or len(frames))
+            problems.add("missing", f"{seq}/", "", f"no frames in {jpeg / seq}" if not frames
+                         else f"no annotations in {anno / seq}")
+            continue
+        pairs = pair_by_name(frames, gts, f"{seq}/", problems)
+        plan[seq] = ([f for f, _ in pairs], [g for _, g in pairs])
+    problems.raise_if_any(f"the frames and annotations under {base} do not pair up "
+                          "(frame NNNNN.jpg goes with annotation NNNNN.png)")
+    for seq, (frames, gts) in plan.items():
+        n = min(len(frames), args.max_frames or len(frames))
         if n < 3 - args.keep_last:
             raise ValueError(f"sequence {seq}: {n} frame(s) leave nothing to evaluate")
         plan[seq] = (frames[:n], gts[:n])
@@ -429,7 +565,7 @@ def run_benchmark_davis(args: argparse.Namespace) -> dict:
     g = res.global_metrics
     table = _table(res.per_object + [{"Sequence": "(global)", **g}], keys, "Sequence")
     print(table)
-    print(f"J&F-Mean {g['J&F-Mean']:.4f} | {n_tracked} frames in {seconds:.1f} s")
+    print(f"J&F-Mean {_num(g['J&F-Mean'])} | {n_tracked} frames in {seconds:.1f} s")
     payload = {"benchmark": "davis", "year": args.year, "global": g,
                "per_sequence": res.per_object,
                "per_frame": {f"{s}_{k}": {"J": j.tolist(), "F": f.tolist()}
@@ -464,15 +600,17 @@ def run_benchmark_vot(args: argparse.Namespace) -> dict:
             if root.is_dir() else []
     if not seqs:
         raise ValueError(f"empty dataset: no VOT sequences under {root}")
-    plan = {}
-    for seq in seqs:
-        gt_file = root / seq / "groundtruth.txt"
-        if not gt_file.is_file():
-            raise FileNotFoundError(f"no ground truth {gt_file}")
-        color = root / seq / "color"
-        frames = io.list_images(color if color.is_dir() else root / seq)
-        gt = vot.read_trajectory(gt_file)
-        n = min(len(frames), len(gt), args.max_frames or len(frames))
+    from .metrics.inputs import Problems
+
+    plan, problems = {}, Problems()
+    for seq in seqs:  # image 00000007.jpg goes with ground-truth line 7, never by position
+        loaded = _load_vot_sequence(root, seq, problems)
+        if loaded is not None:
+            plan[seq] = loaded
+    problems.raise_if_any(f"the frames and ground truth under {root} do not pair up "
+                          "(image number i goes with groundtruth.txt line i)")
+    for seq, (frames, gt) in plan.items():
+        n = min(len(frames), args.max_frames or len(frames))
         if n < 2:
             raise ValueError(f"sequence {seq}: {n} frame(s) leave nothing to track")
         plan[seq] = (frames[:n], gt[:n])
@@ -499,15 +637,25 @@ def run_benchmark_vot(args: argparse.Namespace) -> dict:
     r = vot.evaluate_vot(results, {s: g for s, (_, g) in plan.items()}, sizes)
     table = _table(r["per_sequence"], ["accuracy", "failures", "robustness", "n_frames"],
                    "sequence")
-    eao_txt = ", ".join(f"{k} {v:.4f}" for k, v in r["eao"].items())
+    eao_txt, eao_note = _eao_summary(r)
     print(table)
-    print(f"Accuracy {r['accuracy']:.4f} | Lost {r['lost_number']} | Robustness "
-          f"{r['robustness']:.3f} per 100 frames | EAO {eao_txt} | {n_tracked} frames "
+    print(f"Accuracy {_num(r['accuracy'])} | Lost {r['lost_number']} | Robustness "
+          f"{r['robustness']:.3f} per 100 frames | {eao_txt} | {n_tracked} frames "
           f"tracked in {seconds:.1f} s")
+    notes = []
+    if math.isnan(r["accuracy"]):
+        notes.append("Accuracy n/a: every frame lies in the burn-in (10 frames) after an "
+                     "initialisation")
+    if eao_note:
+        notes.append(eao_note)
+    for note in notes:
+        print(note)
     payload = {"benchmark": "vot", **{k: v for k, v in r.items() if k != "curve"},
                "curve": [float(c) for c in r["curve"]],
                "eao_intervals": {k: list(vot.EAO_INTERVALS[k]) for k in r["eao"]},
                "meta": _meta(args, info, tracker, seconds, n_tracked)}
+    if eao_note:
+        payload["eao_note"] = eao_note
     _write_benchmark(out, payload, r["per_sequence"], table)
     _plot_eao(out / "eao_curve.png", r["curve"], r["eao"])
     return payload
@@ -522,18 +670,9 @@ def _write_benchmark(out: Path, payload: dict, rows: list[dict], table: str) -> 
     from .io import atomic_open
     from .metrics.davis import write_csv
 
-    def clean(o):  # strict JSON: NaN (e.g. accuracy with every frame in the burn-in) -> null
-        if isinstance(o, dict):
-            return {str(k): clean(v) for k, v in o.items()}
-        if isinstance(o, (list, tuple)):
-            return [clean(v) for v in o]
-        if hasattr(o, "item") and not isinstance(o, str):
-            o = o.item()
-        return None if isinstance(o, float) and math.isnan(o) else o
-
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_open(out / "metrics.json", "w") as fh:
-        json.dump(clean(payload), fh, indent=2, allow_nan=False)
+    with atomic_open(out / "metrics.json", "w") as fh:  # NaN (no value) -> null
+        json.dump(_json_clean(payload), fh, indent=2, allow_nan=False)
     write_csv(out / "per_sequence.csv", rows)
     (out / "per_sequence.txt").write_text(table + "\n")
 
@@ -575,7 +714,7 @@ def _plot_eao(path: Path, curve, eaos: dict) -> None:
     ax.axvspan(lo, hi, color="0.85", label=f"VOT2018 interval {lo}-{hi}")
     ax.set_xlabel("sequence length N_s (frames)")
     ax.set_ylabel("expected average overlap")
-    ax.set_title(", ".join(f"EAO {k} {v:.3f}" for k, v in eaos.items()), fontsize=9)
+    ax.set_title(", ".join(f"EAO {k} {_num(v, '.3f')}" for k, v in eaos.items()), fontsize=9)
     ax.set_ylim(0, 1.02)
     ax.legend(fontsize=8)
     fig.tight_layout()

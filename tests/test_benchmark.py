@@ -152,3 +152,92 @@ def test_vot_trax_init_region_rules():
     assert how == "box" and v.tolist() == [107, 54, 5, 5]
     with pytest.raises(ValueError, match="empty"):
         init_region("mask", (np.zeros((3, 3), np.uint8), (0, 0)))
+
+
+# -- issue 13 item 2: frames pair with ground truth by identity, never by position ---------
+
+
+def _davis_copy(root, dest, seq="blackswan", n=6):
+    """A DAVIS-2016 layout under ``dest/davis2016`` with the first ``n`` frames of ``seq``."""
+    import shutil
+
+    src, base = root / "davis2016", dest / "davis2016"
+    for kind, ext in (("JPEGImages", "jpg"), ("Annotations", "png")):
+        d = base / kind / "480p" / seq
+        d.mkdir(parents=True)
+        for f in sorted((src / kind / "480p" / seq).glob(f"*.{ext}"))[:n]:
+            shutil.copy(f, d / f.name)
+    return base
+
+
+def test_benchmark_davis_missing_frames_are_listed_not_shifted(tiny_ckpt, root, tmp_path,
+                                                               capsys):
+    """One JPEG missing mid-sequence used to shift every later frame onto the next
+    frame's annotation (exit 0, a wrong J&F); now every unpaired frame is named."""
+    base = _davis_copy(root, tmp_path / "data")
+    (base / "JPEGImages" / "480p" / "blackswan" / "00002.jpg").unlink()
+    (base / "Annotations" / "480p" / "blackswan" / "00004.png").unlink()
+    out = tmp_path / "out"
+    rc = main(["benchmark", "davis", "--data", str(tmp_path / "data"), "--model",
+               str(tiny_ckpt), "--out", str(out), "--sequences", "blackswan", "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert "blackswan/00002.jpg" in err and "blackswan/00004.jpg" in err, err
+    assert "missing" in err and "extra" in err
+    assert not (out / "metrics.json").exists()
+
+
+def _vot_copy(root, dest, seq="bag", n=8, name=None, gt_lines=None):
+    """A VOT sequence ``dest/vot/<name>`` with the first ``n`` frames of ``seq`` and the
+    first ``gt_lines`` (default ``n``) ground-truth lines."""
+    import shutil
+
+    src, d = root / "vot" / seq, dest / "vot" / (name or seq)
+    (d / "color").mkdir(parents=True)
+    for f in sorted((src / "color").glob("*.jpg"))[:n]:
+        shutil.copy(f, d / "color" / f.name)
+    lines = (src / "groundtruth.txt").read_text().splitlines()[: gt_lines or n]
+    (d / "groundtruth.txt").write_text("\n".join(lines) + "\n")
+    return d
+
+
+def test_benchmark_vot_missing_and_extra_frames_are_listed(tiny_ckpt, root, tmp_path,
+                                                          capsys):
+    """A VOT frame missing mid-sequence used to pair frame 5 with the ground truth of frame
+    4 and so on (exit 0, accuracy 0.692 for 0.857); a frame without ground truth was
+    silently dropped. Both are named, in one error."""
+    gap = _vot_copy(root, tmp_path / "data", name="gap")
+    (gap / "color" / "00000004.jpg").unlink()
+    _vot_copy(root, tmp_path / "data", name="long", gt_lines=7)
+    out = tmp_path / "out"
+    rc = main(["benchmark", "vot", "--data", str(tmp_path / "data"), "--model", str(tiny_ckpt),
+               "--out", str(out), "--sequences", "gap,long", "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert "gap/color/00000004.jpg" in err and "long/color/00000008.jpg" in err, err
+    assert "missing" in err and "extra" in err
+    assert not (out / "metrics.json").exists()
+
+
+def test_benchmark_vot_max_frames_30_prints_no_nan(tiny_ckpt, root, tmp_path, capsys):
+    """``--max-frames 30`` printed ``EAO nan``: EAO needs sequences reaching its interval
+    (VOT2018: 100 frames); the line says so and metrics.json holds null and the reason."""
+    out = tmp_path / "v30"
+    rc = main(["benchmark", "vot", "--model", str(tiny_ckpt), "--out", str(out),
+               "--sequences", "bag", "--max-frames", "30", "--quiet"])
+    printed = capsys.readouterr().out
+    assert rc == 0
+    assert "nan" not in printed.lower(), printed
+    assert "EAO n/a" in printed and "100 frames" in printed and "30" in printed, printed
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["eao"]["VOT2018"] is None and "100 frames" in m["eao_note"]
+    assert m["n_frames"] == 30
+
+
+def test_benchmark_vot_max_frames_3_accuracy_not_nan(tiny_ckpt, root, tmp_path, capsys):
+    """Three frames all lie in the burn-in after the initialisation: no accuracy, said so."""
+    rc = main(["benchmark", "vot", "--model", str(tiny_ckpt), "--out", str(tmp_path / "v3"),
+               "--sequences", "bag", "--max-frames", "3", "--quiet"])
+    printed = capsys.readouterr().out
+    assert rc == 0 and "nan" not in printed.lower(), printed
+    assert "Accuracy n/a" in printed

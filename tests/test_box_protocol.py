@@ -204,3 +204,24 @@ def test_table1_rows(tiny_model, bag):
         bp.table1(tiny_model, [bag], frames_per_sequence=1, strategies=("best",))
     with pytest.raises(ValueError, match="no sequences"):
         bp.table1(tiny_model, [])
+
+
+def test_table1_frames_pairs_frames_with_ground_truth_by_number(tiny_model, bag, tmp_path):
+    """Issue 13: a frame missing from a VOT folder shifted every later frame onto the next
+    frame's ground truth; now the missing image is named (and a (name, frames, gt) tuple
+    with more ground truth than frames is refused)."""
+    import shutil
+
+    seq = tmp_path / "bag"
+    (seq / "color").mkdir(parents=True)
+    for f in sorted((bag / "color").glob("*.jpg"))[:6]:
+        shutil.copy(f, seq / "color" / f.name)
+    lines = (bag / "groundtruth.txt").read_text().splitlines()[:6]
+    (seq / "groundtruth.txt").write_text("\n".join(lines) + "\n")
+    (seq / "color" / "00000003.jpg").unlink()
+    with pytest.raises(ValueError, match=r"bag/color/00000003\.jpg"):
+        bp.table1_frames(tiny_model, [seq], frames_per_sequence=1)
+    frames = sorted((seq / "color").glob("*.jpg"))
+    gts = [np.array([float(v) for v in ln.split(",")]) for ln in lines]
+    with pytest.raises(ValueError, match="5 frames for 6 ground-truth regions"):
+        bp.table1_frames(tiny_model, [("bag", frames, gts)], frames_per_sequence=1)

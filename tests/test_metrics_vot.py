@@ -347,3 +347,32 @@ def test_error_cases():
         V.evaluate_vot({"bag": [np.array([1.0])]}, {}, {})
     with pytest.raises(ValueError):
         V.robustness(1, 0)
+
+
+def test_evaluate_vot_refuses_results_of_another_length():
+    """Issue 13: a result file is paired line by line with the ground truth; one of another
+    length (a frame lost or added) was scored on the common prefix. Now every such
+    sequence is named."""
+    g = [np.array([10.0, 10, 30, 10, 30, 30, 10, 30])] * 12
+    sizes = {s: (64, 48) for s in "abc"}
+    with pytest.raises(ValueError, match=r"a: 10 result lines for 12 ground-truth frames; "
+                                         r"b: 13 result lines for 12"):
+        V.evaluate_vot({"a": g[:10], "b": g + g[:1], "c": g}, {s: g for s in "abc"}, sizes)
+
+
+def test_run_supervised_refuses_frames_and_groundtruth_of_different_lengths():
+    """zip() silently dropped the frames (or ground truth) beyond the shorter of the two."""
+    g = [np.array([10.0, 10, 30, 10, 30, 30, 10, 30])] * 12
+
+    class Still:
+        def init(self, frame, region):
+            pass
+
+        def track(self, frame):
+            return SimpleNamespace(polygon=np.array([[10.0, 10], [30, 10], [30, 30], [10, 30]]))
+
+    with pytest.raises(ValueError, match="13 frames for 12 ground-truth regions"):
+        V.run_supervised(Still(), _frames("bag", 13), g, init_with="polygon")
+    with pytest.raises(ValueError, match="11 frames for 12 ground-truth regions"):
+        V.run_supervised(Still(), _frames("bag", 11), g, init_with="polygon")
+    assert len(V.run_supervised(Still(), _frames("bag", 12), g, init_with="polygon")) == 12

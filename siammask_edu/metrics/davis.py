@@ -376,10 +376,11 @@ def evaluate_davis(
 
     Raises:
         ValueError: results folder is the ground-truth folder; empty dataset or a sequence
-            without frames to evaluate; a result PNG whose size differs from the GT; a
-            predicted id above the number of objects.
-        FileNotFoundError: missing DAVIS layout, or missing result sequences/frames (all
-            listed in one message).
+            without frames to evaluate; a predicted id above the number of objects.
+        FileNotFoundError: missing DAVIS layout or ground truth.
+        InputProblemsError: (both a FileNotFoundError and a ValueError) every problem of
+            the results folder at once, grouped (:func:`check_results`): missing sequences
+            and frames, PNGs of the wrong size or mode, unreadable PNGs, extra PNGs.
 
     See book/10_measuring.py.
     """
@@ -395,7 +396,7 @@ def evaluate_davis(
     )
     if not seqs:
         raise ValueError("empty dataset: no sequences to evaluate")
-    plan, missing = {}, []
+    plan = {}
     for seq in seqs:
         gt_files = sorted((anno / seq).glob("*.png"))
         if not gt_files:
@@ -405,15 +406,9 @@ def evaluate_davis(
         used = gt_files[1:-1] if exclude_last else gt_files[1:]
         if not used:
             raise ValueError(f"sequence {seq} has no frames to evaluate ({len(gt_files)} total)")
-        if not (res / seq).is_dir():
-            missing.append(f"{seq}/ (whole sequence)")
-        else:
-            missing += [f"{seq}/{g.name}" for g in used if not (res / seq / g.name).is_file()]
-        plan[seq] = (gt_files[0], used)
-    if missing:
-        raise FileNotFoundError(
-            f"{len(missing)} missing result(s) in {res}: " + ", ".join(missing)
-        )
+        plan[seq] = (gt_files, used)
+    check_results(res, plan)
+    plan = {seq: (gt_files[0], used) for seq, (gt_files, used) in plan.items()}
     rows, per_frame = [], {}
     for seq, (first, used) in plan.items():
         gts, preds = [], []
@@ -454,6 +449,65 @@ def evaluate_davis(
     g = {k: float(np.mean([r[k] for r in rows])) for k in STAT_KEYS[1:]}
     g = {"J&F-Mean": (g["J-Mean"] + g["F-Mean"]) / 2.0, **g}
     return DavisResults(rows, g, per_frame)
+
+
+def _png_header(path: Path) -> tuple[str, tuple[int, int]]:
+    with Image.open(path) as im:
+        return im.mode, im.size
+
+
+def check_results(results_dir: str | os.PathLike, plan: dict) -> None:
+    """Check a DAVIS results folder against the ground truth, reporting every problem at once.
+
+    Reads only the PNG headers. For every sequence: its folder exists (else ``missing``,
+    whole sequence); every evaluated frame has a result PNG of the ground truth's file name
+    (``missing``), of the ground truth's size (``wrong size``) and single-channel (palette
+    or grey; ``wrong mode``) that can be opened (``unreadable``); no PNG names a frame
+    the ground truth lacks (``extra``: e.g. results numbered from 1). Results for frames
+    that are not evaluated (frame 0, the last frame) may be present or not.
+
+    Args:
+        results_dir: folder ``<sequence>/<frame>.png``.
+        plan: ``{sequence: (all ground-truth PNGs, the evaluated ones)}``.
+
+    Raises:
+        InputProblemsError: (a FileNotFoundError and a ValueError) naming every problem,
+            grouped by kind.
+
+    See book/10_measuring.py.
+    """
+    from .inputs import Problems
+
+    res = Path(results_dir)
+    problems = Problems()
+    for seq, (gt_files, used) in plan.items():
+        folder = f"{seq}/"
+        if not (res / seq).is_dir():
+            problems.add("missing", f"{seq}/ (whole sequence)")
+            continue
+        names = {g.name for g in gt_files}
+        for g in used:
+            r = res / seq / g.name
+            if not r.is_file():
+                problems.add("missing", folder, g.name)
+                continue
+            try:
+                mode, size = _png_header(r)
+            except (OSError, ValueError) as exc:
+                problems.add("unreadable", folder, g.name, " ".join(str(exc).split()))
+                continue
+            if mode not in ("P", "L", "1"):
+                problems.add("wrong mode", folder, g.name,
+                             f"mode {mode!r} (expected a palette or grey PNG)")
+            _, gt_size = _png_header(g)
+            if size != gt_size:
+                problems.add("wrong size", folder, g.name,
+                             f"{size[0]}x{size[1]} (WxH) differs from the ground truth "
+                             f"{gt_size[0]}x{gt_size[1]}")
+        for p in sorted((res / seq).iterdir()):
+            if p.suffix.lower() == ".png" and p.is_file() and p.name not in names:
+                problems.add("extra", folder, p.name, "no ground-truth frame of that name")
+    problems.raise_if_any(f"results in {res} do not match the ground truth")
 
 
 def write_csv(path: str | os.PathLike, rows: list[dict]) -> None:

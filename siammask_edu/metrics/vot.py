@@ -392,7 +392,8 @@ def evaluate_vot(
         (100·failures/frames), ``curve`` (float32) and ``eao`` ``{interval: value}``.
 
     Raises:
-        ValueError: if ``results`` is empty or a sequence lacks ground truth or a size.
+        ValueError: if ``results`` is empty, a sequence lacks ground truth or a size, or a
+            trajectory's length differs from its ground truth's (all such listed).
 
     See book/10_measuring.py.
     """
@@ -401,6 +402,11 @@ def evaluate_vot(
     missing = [s for s in results if s not in groundtruth or s not in image_sizes]
     if missing:
         raise ValueError(f"no ground truth or image size for: {', '.join(missing)}")
+    uneven = [f"{s}: {len(results[s])} result lines for {len(groundtruth[s])} ground-truth "
+              "frames" for s in results if len(results[s]) != len(groundtruth[s])]
+    if uneven:  # line i is frame i: another length means frames lost or added
+        raise ValueError("results and ground truth pair line by line, frame by frame; "
+                         + "; ".join(uneven))
     rows, pooled, eao_ov, eao_f, gt_len = [], [], [], [], []
     for seq, traj in results.items():
         (W, H), gt = image_sizes[seq], groundtruth[seq]
@@ -470,7 +476,8 @@ def run_supervised(
     Args:
         tracker: a :class:`VOTTracker`, or a factory called for a fresh tracker at each init.
         frames: the images, np.ndarray (H, W, 3) uint8 RGB (only ``.shape`` is read here).
-        groundtruth: per frame a region (8-number polygon or 4-number rectangle).
+        groundtruth: per frame a region (8-number polygon or 4-number rectangle); as many
+            as ``frames``.
         image_size: ``(W, H)``; default from each frame's shape.
         skipping: frames from a failure to the re-init (5).
         region: write the output's ``"polygon"`` (8 numbers) or ``"box"`` (x, y, w, h).
@@ -483,6 +490,10 @@ def run_supervised(
     Returns:
         list of regions (np.ndarray (1,) codes or the outputs, float64), one per frame,
         ready for :func:`write_trajectory` and :func:`accuracy`.
+
+    Raises:
+        ValueError: a bad ``region``/``init_with``, or ``frames`` and ``groundtruth`` of
+            different lengths (found when the frames run out).
 
     See book/10_measuring.py.
     """
@@ -498,7 +509,12 @@ def run_supervised(
         )
     is_factory = isinstance(tracker, type) or not isinstance(tracker, VOTTracker)
     out, start, trk = [], 0, None
-    for f, (frame, gt) in enumerate(zip(frames, groundtruth)):
+    n_gt, n_frames = len(groundtruth), 0
+    for f, frame in enumerate(frames):
+        n_frames = f + 1
+        if f >= n_gt:  # count them all for the message, tracking none
+            continue
+        gt = groundtruth[f]
         if f == start:
             trk = tracker() if is_factory else tracker
             gt = np.asarray(gt, np.float64).ravel()
@@ -525,4 +541,7 @@ def run_supervised(
                 start = f + skipping
         else:
             out.append(np.array([0.0]))
+    if n_frames != n_gt:
+        raise ValueError(f"{n_frames} frames for {n_gt} ground-truth regions: frame f pairs "
+                         "with region f, so both must cover the same frames")
     return out
