@@ -84,6 +84,8 @@ def best_threshold(pos: np.ndarray, neg: np.ndarray) -> dict:
         raise ValueError(f"need on-target and lost frames, got {pos.size} and {neg.size}")
     s = np.unique(np.concatenate([pos, neg]))
     cands = np.concatenate([[s[0] - 1e-6], (s[:-1] + s[1:]) / 2, [s[-1] + 1e-6]])
+    # scores are probabilities: a threshold stays in TrackerConfig's documented [0, 1]
+    cands = np.clip(cands, 0.0, 1.0)
     tpr = (pos[None, :] >= cands[:, None]).mean(1)
     tnr = (neg[None, :] < cands[:, None]).mean(1)
     bal = (tpr + tnr) / 2

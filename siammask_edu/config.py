@@ -10,9 +10,11 @@ See book/01_siamese_tracking.py.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-
 
 SHORT_RUNS_ENV = "SIAMMASK_EDU_SHORT_RUNS"
 SHORT_RUNS_ALIASES = ("SIAMMASK_EDU_FAST",)  # the switch's first name, still honoured
@@ -171,32 +173,110 @@ def model_config(name: str) -> ModelConfig:
     return getattr(ModelConfig, name)()
 
 
+BOX_STRATEGIES = ("mbr", "minmax", "opt")  # = boxes.STRATEGIES (not imported: cv2, shapely)
+
+# The allowed range of every TrackerConfig field, as documented (docstring, README table)
+# and as checked by TrackerConfig.__post_init__. Derived from what each value means: weights
+# of a convex mix and probabilities in [0, 1], strengths and areas >= 0, sizes positive
+# integers, a search crop larger than the exemplar by whole strides.
+TRACKER_RANGES = {
+    "name": "non-empty string",
+    "penalty_k": "finite, penalty_k >= 0",
+    "window_influence": "0 <= window_influence <= 1",
+    "lr": "0 <= lr <= 1",
+    "seg_thr": "0 <= seg_thr < 1",
+    "exemplar_size": "integer, exemplar_size >= 1",
+    "instance_size": "integer, exemplar_size < instance_size, with instance_size - "
+                     "exemplar_size a multiple of total_stride",
+    "total_stride": "integer, total_stride >= 1",
+    "base_size": "even integer, base_size >= 0",
+    "context_amount": "finite, context_amount >= 0",
+    "ratios": "non-empty sequence of finite numbers > 0",
+    "scales": "non-empty sequence of finite numbers > 0",
+    "min_size": "finite, min_size > 0",
+    "min_polygon_area": "finite, min_polygon_area >= 0",
+    "box_strategy": "one of 'mbr', 'minmax', 'opt'",
+    "lost_score": "0 <= lost_score <= 1",
+    "extra": "a dict",
+}
+
+# (lowest, lowest allowed?, highest, highest allowed?) of the real-valued fields
+_REAL_BOUNDS = {
+    "penalty_k": (0.0, True, math.inf, False),
+    "window_influence": (0.0, True, 1.0, True),
+    "lr": (0.0, True, 1.0, True),
+    "seg_thr": (0.0, True, 1.0, False),
+    "context_amount": (0.0, True, math.inf, False),
+    "min_size": (0.0, False, math.inf, False),
+    "min_polygon_area": (0.0, True, math.inf, False),
+    "lost_score": (0.0, True, 1.0, True),
+}
+_INT_MIN = {"exemplar_size": 1, "instance_size": 1, "total_stride": 1, "base_size": 0}
+
+
+def _is_real(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
 @dataclass(frozen=True)
 class TrackerConfig:
     """Hyper-parameters of the online tracker (released ``TrackerConfig`` + config json).
 
+    Every field is checked when a config is made (also by :meth:`replace`): a value
+    outside its range raises a ``ValueError`` that names the field, the value and the
+    range, listing every bad field at once. Numbers are stored as Python ``float``/``int``
+    (a NumPy scalar is accepted), ``ratios``/``scales`` as tuples of floats.
+
     Attributes:
-        penalty_k: scale/ratio change penalty strength (§4.5 step 5).
-        window_influence: weight of the cosine (Hanning) window in the final score.
-        lr: damping of the size update, multiplied by penalty*score (position is undamped).
-        seg_thr: mask threshold, strict ``>`` on probabilities.
+        name: preset name. ``name``: non-empty string.
+        penalty_k: scale/ratio change penalty strength (§4.5 step 5; 0: no penalty).
+            ``penalty_k``: finite, penalty_k >= 0.
+        window_influence: weight of the cosine (Hanning) window in the final score,
+            ``(1 - w) * penalised score + w * window``.
+            ``window_influence``: 0 <= window_influence <= 1.
+        lr: damping of the size update, multiplied by penalty*score (position is undamped;
+            0 keeps the first frame's size). ``lr``: 0 <= lr <= 1.
+        seg_thr: mask threshold, strict ``>`` on probabilities (1 would never give a mask).
+            ``seg_thr``: 0 <= seg_thr < 1.
         exemplar_size: exemplar crop side, pixels (127).
-        instance_size: search crop side, pixels (255).
+            ``exemplar_size``: integer, exemplar_size >= 1.
+        instance_size: search crop side, pixels (255); the response map steps by
+            ``total_stride`` crop pixels. ``instance_size``: integer, exemplar_size <
+            instance_size, with instance_size - exemplar_size a multiple of total_stride.
         total_stride: stride of the response map in crop pixels (8).
-        base_size: released offset of the exemplar crop (8 -> 25x25 response).
+            ``total_stride``: integer, total_stride >= 1.
+        base_size: released offset of the exemplar crop (8 -> 25x25 response): twice the
+            pixels the exemplar feature loses on each side. ``base_size``: even integer,
+            base_size >= 0.
         context_amount: context added around the target, as a fraction of (w + h).
-        ratios, scales: anchor aspect ratios (h/w) and scales.
+            ``context_amount``: finite, context_amount >= 0.
+        ratios: anchor aspect ratios (h/w). ``ratios``: non-empty sequence of finite
+            numbers > 0.
+        scales: anchor scales. ``scales``: non-empty sequence of finite numbers > 0.
         min_size: lower clamp of the tracked width/height, pixels (released: 10).
+            ``min_size``: finite, min_size > 0.
         min_polygon_area: a mask contour must be larger than this (pixels^2) to give the
             rotated box; otherwise the axis-aligned box is the polygon (released: 100).
+            ``min_polygon_area``: finite, min_polygon_area >= 0.
         box_strategy: how the rotated box is fitted to the mask: ``"mbr"`` (released),
             ``"minmax"`` or ``"opt"`` (paper Table 1).
-        lost_score: :attr:`TrackResult.lost` is ``score < lost_score``. The default 0.5 is
+            ``box_strategy``: one of 'mbr', 'minmax', 'opt'.
+        lost_score: :attr:`TrackResult.lost` is ``score < lost_score`` (the score is a
+            probability: 0 never flags a frame). The default 0.5 is
             an **uncalibrated default** (the score is a foreground probability; 0.5 is
             where the score branch calls a RoW background), not a measured value.
             ``scripts/calibrate_lost.py`` measures a threshold for a given checkpoint on
             DAVIS-2016 train sequences; a shipped checkpoint that carries one
             (``extra["lost_score"]``) sets it in :meth:`Tracker.from_pretrained`.
+            ``lost_score``: 0 <= lost_score <= 1.
+        extra: free-form notes, not compared. ``extra``: a dict.
+
+    Raises:
+        ValueError: a field outside its range (all such fields in one message).
     """
 
     name: str = "davis"
@@ -216,6 +296,69 @@ class TrackerConfig:
     box_strategy: str = "mbr"
     lost_score: float = 0.5  # uncalibrated default, see the docstring
     extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        bad: list[str] = []
+        fixed: dict = {}
+
+        def fail(name, value, why=""):
+            why = f" {why};" if why else ""
+            bad.append(f"{name}={value!r}:{why} expected {TRACKER_RANGES[name]}")
+
+        if not isinstance(self.name, str) or not self.name:
+            fail("name", self.name, "must be a non-empty string")
+        for name, (lo, lo_ok, hi, hi_ok) in _REAL_BOUNDS.items():
+            v = getattr(self, name)
+            if not _is_real(v):
+                fail(name, v, "must be a number")
+                continue
+            f = float(v)
+            inside = (math.isfinite(f) and (f >= lo if lo_ok else f > lo)
+                      and (f <= hi if hi_ok else f < hi))
+            if not inside:
+                fail(name, v, "" if math.isfinite(f) or math.isnan(f) else "not finite")
+            else:
+                fixed[name] = f
+        for name, lo in _INT_MIN.items():
+            v = getattr(self, name)
+            if not _is_int(v):
+                fail(name, v, "must be an integer")
+            elif int(v) < lo:
+                fail(name, v)
+            elif name == "base_size" and int(v) % 2:
+                fail(name, v, "must be even")
+            else:
+                fixed[name] = int(v)
+        ex, ins, st = (fixed.get(k) for k in ("exemplar_size", "instance_size", "total_stride"))
+        if "instance_size" in fixed and ex is not None:
+            if ins <= ex:
+                fail("instance_size", self.instance_size,
+                     f"the search crop must be larger than the exemplar ({ex})")
+                fixed.pop("instance_size")
+            elif st is not None and (ins - ex) % st:
+                fail("instance_size", self.instance_size,
+                     f"{ins} - {ex} = {ins - ex} is not a multiple of total_stride={st}")
+                fixed.pop("instance_size")
+        for name in ("ratios", "scales"):
+            v = getattr(self, name)
+            if isinstance(v, (str, bytes)) or not isinstance(v, Sequence):
+                fail(name, v, "must be a sequence of numbers")
+            elif len(v) == 0:
+                fail(name, v, "must be non-empty")
+            elif not all(_is_real(r) and math.isfinite(float(r)) and float(r) > 0 for r in v):
+                fail(name, v, "every value must be a finite number > 0")
+            else:
+                fixed[name] = tuple(float(r) for r in v)
+        if self.box_strategy not in BOX_STRATEGIES:
+            fail("box_strategy", self.box_strategy)
+        if not isinstance(self.extra, dict):
+            fail("extra", self.extra, "must be a dict")
+        if bad:
+            head = ("invalid TrackerConfig: " if len(bad) == 1 else
+                    f"invalid TrackerConfig ({len(bad)} settings out of range):\n  ")
+            raise ValueError(head + "\n  ".join(bad))
+        for name, v in fixed.items():  # plain Python numbers (json-serialisable), tuples
+            object.__setattr__(self, name, v)
 
     @property
     def score_size(self) -> int:

@@ -5,7 +5,13 @@ import pytest
 import torch
 
 from siammask_edu import build_model, load_checkpoint, load_released_checkpoint, save_checkpoint
-from siammask_edu.checkpoint import CheckpointError, detect_layout, map_released_keys
+from siammask_edu.checkpoint import (
+    CheckpointError,
+    UnsafeCheckpointError,
+    convert_checkpoint,
+    detect_layout,
+    map_released_keys,
+)
 
 PYSOT = [("features.features.", "backbone."), ("features.downsample.", "neck.downsample."),
          ("rpn_model.", "rpn_head."), ("mask_model.mask.", "mask_head."),
@@ -59,7 +65,8 @@ def test_base_checkpoint(tmp_path, official_state):
     torch.save({"state_dict": base_state}, p)
     model = load_released_checkpoint(p)  # inferred: no refine keys -> base
     assert model.config.name == "base" and model.refine is None
-    with pytest.raises(CheckpointError, match=r"refine_model\.\* is missing \(32 keys\).*'base'"):
+    with pytest.raises(CheckpointError,
+                       match=r"refine_model\.\* is missing \(32 of 32 keys\).*'base'"):
         load_released_checkpoint(p, preset="sharp")
 
 
@@ -178,3 +185,139 @@ def test_released_key_tables_map_onto_our_model(fixtures_dir, table, preset, lay
     mapped = map_released_keys({k: torch.empty(s) for k, s in rows.items()}, layout)
     own = {k: tuple(v.shape) for k, v in build_model(preset).state_dict().items()}
     assert {k: tuple(v.shape) for k, v in mapped.items()} == own
+
+
+# -- issue 13 item 6: checkpoint messages, and the one explicit way to convert a trusted file --
+
+
+def _pickled_file(tmp_path, official_state):
+    p = tmp_path / "trusted_old.pth"
+    torch.save({"state_dict": dict(official_state), "obj": _Payload(), "epoch": 19}, p)
+    return p
+
+
+def test_pickled_objects_message_is_ours_and_says_what_to_do(tmp_path, official_state):
+    """Before: torch's first line, cut, with ANSI codes ("\\x1b[1mdo those steps only if")."""
+    p = _pickled_file(tmp_path, official_state)
+    with pytest.raises(UnsafeCheckpointError) as err:
+        load_released_checkpoint(p)
+    msg = str(err.value)
+    assert "\x1b" not in msg and "Weights only load failed" not in msg, msg
+    assert "_Payload" in msg and "weights_only=True" in msg  # what was found, and why
+    assert f"siammask-edu convert-checkpoint {p}" in msg and "--trust" in msg
+    assert any(g.endswith("_Payload") for g in err.value.found)
+    assert isinstance(err.value, CheckpointError)  # still a CheckpointError / ValueError
+
+
+def test_convert_refuses_a_pickled_file_without_trust(tmp_path, official_state, monkeypatch):
+    p = _pickled_file(tmp_path, official_state)
+    seen = []
+    real = torch.load
+    monkeypatch.setattr(torch, "load", lambda *a, **k: seen.append(k.get("weights_only"))
+                        or real(*a, **k))
+    with pytest.raises(UnsafeCheckpointError, match="trust=True"):
+        convert_checkpoint(p, tmp_path / "out.pth")
+    assert seen == [True] and not (tmp_path / "out.pth").exists()
+
+
+def test_convert_a_trusted_file(tmp_path, official_state, seeded_sharp):
+    p = _pickled_file(tmp_path, official_state)
+    out = tmp_path / "converted.pth"
+    info = convert_checkpoint(p, out, trust=True)
+    assert info["path"] == out and info["layout"] == "official" and info["preset"] == "sharp"
+    assert info["dropped"] == ["epoch", "obj"] and info["trusted"] is True
+    raw = torch.load(out, weights_only=True)  # the result needs no trust
+    assert raw["extra"]["converted_from"] == p.name
+    assert all(v.dtype == torch.float16 for v in raw["state_dict"].values()
+               if v.is_floating_point())  # an fp16 file stays fp16
+    _same_weights(load_checkpoint(out), seeded_sharp)
+    with pytest.raises(FileExistsError, match="overwrite"):
+        convert_checkpoint(p, out, trust=True)
+    # a file that is already weights-only converts without trust (layout -> ours)
+    info = convert_checkpoint(out, tmp_path / "again.pth")
+    assert info["trusted"] is False and info["dropped"] == []
+
+
+def test_convert_checkpoint_command(tmp_path, official_state, capsys):
+    from siammask_edu.cli import main
+
+    p = _pickled_file(tmp_path, official_state)
+    out = tmp_path / "cli.pth"
+    assert main(["convert-checkpoint", str(p), str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--trust" in err and "\x1b" not in err and not out.exists()
+    assert main(["convert-checkpoint", str(p), str(out), "--trust"]) == 0
+    assert "loads with weights_only=True" in capsys.readouterr().out
+    assert load_checkpoint(out).config.name == "sharp"
+
+
+def test_weights_only_false_appears_in_one_place_only():
+    """The trusted conversion is the only code that may unpickle objects: every torch.load
+    of the package passes weights_only=True, except one, in checkpoint._load_trusted."""
+    import ast
+    import pathlib
+
+    import siammask_edu
+
+    pkg = pathlib.Path(siammask_edu.__file__).parent
+    loads = []
+
+    class Visitor(ast.NodeVisitor):
+        def __init__(self, name):
+            self.file, self.fn = name, ""
+
+        def visit_FunctionDef(self, node):
+            outer, self.fn = self.fn, node.name
+            self.generic_visit(node)
+            self.fn = outer
+
+        def visit_Call(self, node):
+            if ast.unparse(node.func).endswith("torch.load"):
+                kw = {k.arg: ast.unparse(k.value) for k in node.keywords}
+                loads.append((self.file, self.fn, kw.get("weights_only")))
+            self.generic_visit(node)
+
+    for f in sorted(pkg.rglob("*.py")):
+        Visitor(f.name).visit(ast.parse(f.read_text()))
+    assert len(loads) >= 3
+    unsafe = {(f, fn, v) for f, fn, v in loads if v != "True"}
+    assert unsafe == {("checkpoint.py", "_load_trusted", "False")}, unsafe
+
+
+def test_strict_false_warns_with_the_missing_names(tmp_path, official_state):
+    """Before: a sharp model with its 32 refinement tensors missing loaded without a word."""
+    st = {k: v for k, v in official_state.items() if not k.startswith("refine_model.")}
+    st["mask_model.mask.head.3.weight"] = torch.zeros(100, 256, 1, 1)
+    p = tmp_path / "base.pth"
+    torch.save(st, p)
+    with pytest.warns(UserWarning) as rec:
+        m = load_released_checkpoint(p, preset="sharp", strict=False)
+    msg = " ".join(str(w.message) for w in rec)
+    assert "strict=False" in msg and "32 of" in msg and "refine.deconv.weight" in msg, msg
+    assert "mask_head.head.3.weight" in msg  # a wrong shape is skipped and named, not a crash
+    assert m.refine is not None
+
+
+def test_anchor_count_mismatch_says_anchors(tmp_path, official_state):
+    st = dict(official_state)
+    for name, per in (("rpn_model.cls.head.3", 2), ("rpn_model.loc.head.3", 4)):
+        st[name + ".weight"] = st[name + ".weight"][:3 * per]
+        st[name + ".bias"] = st[name + ".bias"][:3 * per]
+    p = tmp_path / "three_anchors.pth"
+    torch.save(st, p)
+    with pytest.raises(CheckpointError, match=r"anchors: the checkpoint has 3 anchors per "
+                                              r"position, the 'sharp' model 5"):
+        load_released_checkpoint(p)
+
+
+def test_one_missing_refine_key_is_not_a_base_checkpoint(tmp_path, official_state):
+    st = dict(official_state)
+    gone = min(k for k in st if k.startswith("refine_model."))
+    del st[gone]
+    p = tmp_path / "damaged.pth"
+    torch.save(st, p)
+    with pytest.raises(CheckpointError) as err:
+        load_released_checkpoint(p)
+    msg = str(err.value)
+    assert "1 of 32" in msg and "looks like a base-model" not in msg, msg
+    assert gone.replace("refine_model.", "refine.") in msg

@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 import warnings
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +42,22 @@ from .fold import fold_batchnorm
 OPSET = 17
 META = "meta.json"
 GRAPHS = ("exemplar", "search", "mask")
+# keys of each graph's ONNX metadata_props written by export_onnx (read back by OnnxModel)
+ID_KEY = "siammask_edu.export_id"
+GRAPH_KEY = "siammask_edu.graph"
+CREATED_KEY = "siammask_edu.created"
+MODEL_KEY = "siammask_edu.model"
+
+
+def _stamp(path: Path, props: dict[str, str]) -> None:
+    """Add ``props`` to the ``metadata_props`` of the ONNX file at ``path``."""
+    import onnx
+
+    m = onnx.load(str(path))
+    for k, v in props.items():
+        e = m.metadata_props.add()
+        e.key, e.value = k, v
+    onnx.save(m, str(path))
 
 
 class _ExemplarGraph(nn.Module):
@@ -99,7 +117,11 @@ def export_onnx(model, out_dir, opset: int = OPSET, fold: bool = True) -> dict[s
     Returns:
         ``{"exemplar": path, "search": path, "mask": path}``. Beside them ``meta.json``
         records the refinement windows, steps and paddings (released ``61/31/15``, lite
-        ``64/32/16``), which :class:`OnnxModel` reads back.
+        ``64/32/16``), which :class:`OnnxModel` reads back, the model configuration, and
+        the export's id. The id (a random UUID of this call), the graph's name, the time
+        and the model preset are also written into each graph's ONNX ``metadata_props``
+        (``siammask_edu.export_id``, ``.graph``, ``.created``, ``.model``), so that
+        :class:`OnnxModel` can tell graphs of different exports apart.
 
     Raises:
         ValueError: a two-branch model or ``opset < 17``.
@@ -154,7 +176,15 @@ def export_onnx(model, out_dir, opset: int = OPSET, fold: bool = True) -> dict[s
             torch.onnx.export(_MaskHeadGraph(m), (vec,), str(paths["mask"]),
                               input_names=["vec"], output_names=["logits"],
                               dynamic_axes={"vec": batch, "logits": batch}, **kw)
-    meta = {"opset": opset, "folded": bool(fold), "refine": m.refine is not None}
+    export_id = uuid.uuid4().hex
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    name = getattr(getattr(model, "config", None), "name", "")
+    for g, p in paths.items():
+        _stamp(p, {ID_KEY: export_id, GRAPH_KEY: g, CREATED_KEY: created, MODEL_KEY: name})
+    meta = {"opset": opset, "folded": bool(fold), "refine": m.refine is not None,
+            "export_id": export_id, "created": created}
+    if hasattr(getattr(model, "config", None), "to_dict"):
+        meta["model_config"] = model.config.to_dict()
     if m.refine is not None:
         meta["refine_windows"] = [list(m.refine.windows), list(m.refine.steps),
                                   list(m.refine.pads)]
@@ -187,6 +217,11 @@ class OnnxModel:
     Raises:
         ImportError: without onnxruntime (``pip install siammask-edu[export]``).
         FileNotFoundError: a graph file is missing.
+        ValueError: the graphs do not belong together: their export ids (written by
+            :func:`export_onnx`) differ from each other or from ``meta.json``, a file holds
+            another graph than its name says, or the tensors one graph passes to the next
+            have other shapes; or ``config.refine`` does not match the mask graph. A folder
+            exported before the ids existed is checked on shapes only, with a warning.
 
     See book/11_speed.py.
     """
@@ -206,13 +241,76 @@ class OnnxModel:
             if not p.is_file():
                 raise FileNotFoundError(f"{p} not found; run export_onnx(model, {str(d)!r})")
             self.sessions[g] = ort.InferenceSession(os.fspath(p), so, providers=list(providers))
+        meta = json.loads((d / META).read_text()) if (d / META).is_file() else {}
+        self._check_together(d, meta)
+        refine_graph = any(i.name == "q0" for i in self.sessions["mask"].get_inputs())
+        if bool(config.refine) != refine_graph:
+            raise ValueError(
+                f"config.refine={config.refine} but {d / 'mask.onnx'} is the "
+                f"{'refinement' if refine_graph else 'mask-head'} graph of a model "
+                f"{'with' if refine_graph else 'without'} refinement; pass the ModelConfig "
+                f"of the exported model" + (f" ({meta['model_config'].get('name')!r})"
+                                            if isinstance(meta.get("model_config"), dict)
+                                            else ""))
         self.config = config
         self.box_head = _Flag()
         self.refine = _Flag() if config.refine else None
-        if refine_windows is None and (d / META).is_file():
-            refine_windows = json.loads((d / META).read_text()).get("refine_windows")
+        if refine_windows is None:
+            refine_windows = meta.get("refine_windows")
         w = refine_windows or ((61, 31, 15), (4, 2, 1), (16, 8, 4))
         self.windows, self.steps, self.pads = (tuple(int(v) for v in t) for t in w)
+
+    def _check_together(self, d: Path, meta: dict) -> None:
+        """Raise a ``ValueError`` unless the three graphs come from one :func:`export_onnx`."""
+        props = {g: dict(s.get_modelmeta().custom_metadata_map)
+                 for g, s in self.sessions.items()}
+        head = f"the ONNX graphs in {d} do not belong together: "
+        tail = (f"; export_onnx writes the three graphs and {META} together: re-export them "
+                f"into one folder (export_onnx(model, {str(d)!r}))")
+        for g, pr in props.items():
+            if pr.get(GRAPH_KEY, g) != g:
+                raise ValueError(f"{head}{g}.onnx holds the {pr[GRAPH_KEY]!r} graph{tail}")
+        ids = {g: pr.get(ID_KEY) for g, pr in props.items()}
+        ref = meta.get("export_id") or ids["exemplar"] or ids["search"] or ids["mask"]
+        if ref is None:
+            warnings.warn(f"{d}: the graphs have no export id (exported before siammask-edu "
+                          "recorded one), so OnnxModel can only check their shapes fit; "
+                          "re-export them to have it check they come from one export",
+                          stacklevel=3)
+        else:
+            odd = [g for g in GRAPHS if ids[g] != ref]
+            if odd:
+                def what(g):
+                    pr = props[g]
+                    if ids[g] is None:
+                        return f"{g}.onnx (no export id: an older export)"
+                    return (f"{g}.onnx (export {ids[g][:8]}, {pr.get(CREATED_KEY, '?')}, "
+                            f"model {pr.get(MODEL_KEY, '?')!r})")
+                same = [g for g in GRAPHS if g not in odd]
+                where = (f"{', '.join(f'{g}.onnx' for g in same)} and {META} "
+                         if meta.get("export_id") and same else
+                         f"{', '.join(f'{g}.onnx' for g in same) or META} ")
+                raise ValueError(
+                    f"{head}{'; '.join(what(g) for g in odd)} "
+                    f"{'comes' if len(odd) == 1 else 'come'} from another export than "
+                    f"{where}(export {ref[:8]}, {meta.get('created', '?')}){tail}")
+        # the tensors each graph hands to the next must fit (catches older exports too)
+        outs = {o.name: o.shape for o in self.sessions["exemplar"].get_outputs()}
+        outs.update({o.name: o.shape for o in self.sessions["search"].get_outputs()})
+        for g in ("search", "mask"):
+            for i in self.sessions[g].get_inputs():
+                src = {"vec": "mask_corr", "q0": "p0", "q1": "p1", "q2": "p2"}.get(i.name, i.name)
+                if src not in outs:
+                    continue
+                a, b = outs[src], i.shape
+                # static sizes that must agree: channels everywhere, all but batch for kernels
+                dims = range(1, len(b)) if i.name.startswith("k_") else [1]
+                if len(a) != len(b) or any(isinstance(a[k], int) and isinstance(b[k], int)
+                                           and a[k] != b[k] for k in dims):
+                    giver = "exemplar" if src.startswith(("k_", "zf")) else "search"
+                    raise ValueError(f"{head}{giver}.onnx gives {src} of shape {a} but "
+                                     f"{g}.onnx expects {i.name} of shape {b}: graphs of "
+                                     f"another architecture{tail}")
 
     # the nn.Module calls Tracker makes
     def to(self, device) -> OnnxModel:
@@ -308,4 +406,4 @@ def check_onnx(model, model_dir, seed: int = 0) -> dict[str, dict[str, float]]:
     return res
 
 
-__all__ = ["GRAPHS", "META", "OPSET", "OnnxModel", "check_onnx", "export_onnx"]
+__all__ = ["GRAPHS", "ID_KEY", "META", "OPSET", "OnnxModel", "check_onnx", "export_onnx"]
