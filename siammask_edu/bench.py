@@ -391,36 +391,63 @@ def run_isolated(spec: dict) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+# the configuration `siammask-edu track` runs by default (Tracker.from_pretrained("lite"))
+TRACK_CONFIG = {"preset": "lite", "path": "fold_all", "precision": "fp32"}
+SINGLE_HEADER = ("| preset | thr | path | precision | crop | backbone | heads | refine | "
+                 "post | total (median) | fps | CPU ms/frame | peak RSS MiB | as `track` |")
+
+
+def is_track_config(row: dict) -> bool:
+    """True for a single-object row timing what ``siammask-edu track`` runs by default:
+    the shipped SiamMask-Lite weights on the ``fold_all`` path (``Tracker.from_pretrained``)
+    in fp32, no ``--checkpoint``.
+
+    See book/11_speed.py.
+    """
+    return (row.get("kind") == "single" and not row.get("checkpoint")
+            and all(row.get(k, "fp32" if k == "precision" else None) == v
+                    for k, v in TRACK_CONFIG.items()))
+
+
+def format_single_row(r: dict) -> str:
+    """One line of the single-object table (:data:`SINGLE_HEADER`)."""
+    return (f"| {r['preset']} | {r['threads']} | {r['path']} | "
+            f"{r.get('precision', 'fp32')} | "
+            + " | ".join(f"{r[f'{k}_median_ms']:.1f}" for k in SECTIONS)
+            + f" | {r['total_median_ms']:.1f} | {r['fps']:.2f} | "
+            f"{r['cpu_ms_per_frame']:.1f} | {r['peak_rss_mib']:.0f} | "
+            f"{'yes' if is_track_config(r) else ''} |")
+
+
+def format_multi_table(rows: list[dict]) -> str:
+    """The batched table (object-frames/s) of the ``kind == "multi"`` rows ("" if none)."""
+    multi = [r for r in rows if r["kind"] == "multi"]
+    if not multi:
+        return ""
+    out = ["| preset | thr | N | precision | ms/frame | object-frames/s | peak RSS MiB |",
+           "|" + "---|" * 7]
+    for r in multi:
+        out.append(f"| {r['preset']} | {r['threads']} | {r['objects']} | "
+                   f"{r.get('precision', 'fp32')} | "
+                   f"{r['ms_per_frame']:.1f} | {r['object_frames_per_s']:.2f} | "
+                   f"{r['peak_rss_mib']:.0f} |")
+    return "\n".join(out)
+
+
 def format_table(rows: list[dict]) -> str:
-    """Markdown tables of single-object rows (ms/frame split, fps, peak RSS) and of
-    batched rows (object-frames/s).
+    """Markdown tables of single-object rows (ms/frame split, fps, peak RSS; the last
+    column says which rows time what ``siammask-edu track`` runs) and of batched rows
+    (object-frames/s).
 
     See book/11_speed.py.
     """
     out = []
     single = [r for r in rows if r["kind"] == "single"]
     if single:
-        out.append("| preset | thr | path | precision | crop | backbone | heads | refine | "
-                   "post | total (median) | fps | CPU ms/frame | peak RSS MiB |")
-        out.append("|" + "---|" * 13)
-        for r in single:
-            out.append(
-                f"| {r['preset']} | {r['threads']} | {r['path']} | "
-                f"{r.get('precision', 'fp32')} | "
-                + " | ".join(f"{r[f'{k}_median_ms']:.1f}" for k in SECTIONS)
-                + f" | {r['total_median_ms']:.1f} | {r['fps']:.2f} | "
-                f"{r['cpu_ms_per_frame']:.1f} | {r['peak_rss_mib']:.0f} |")
-    multi = [r for r in rows if r["kind"] == "multi"]
+        out += [SINGLE_HEADER, "|" + "---|" * 14] + [format_single_row(r) for r in single]
+    multi = format_multi_table(rows)
     if multi:
-        out.append("")
-        out.append("| preset | thr | N | precision | ms/frame | object-frames/s | "
-                   "peak RSS MiB |")
-        out.append("|" + "---|" * 7)
-        for r in multi:
-            out.append(f"| {r['preset']} | {r['threads']} | {r['objects']} | "
-                       f"{r.get('precision', 'fp32')} | "
-                       f"{r['ms_per_frame']:.1f} | {r['object_frames_per_s']:.2f} | "
-                       f"{r['peak_rss_mib']:.0f} |")
+        out += ["", multi] if out else [multi]
     return "\n".join(out)
 
 
@@ -437,16 +464,22 @@ def add_bench_parser(sub) -> argparse.ArgumentParser:
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--presets", nargs="+", default=["sharp", "lite"], choices=PRESETS)
-    p.add_argument("--threads", nargs="+", type=int, default=[1, 2])
-    p.add_argument("--paths", nargs="+", default=["released", "fast"], choices=PATHS)
+    p.add_argument("--presets", nargs="+", default=["sharp", "lite"], choices=PRESETS,
+                   help="networks to time (lite: the shipped weights `track` runs)")
+    p.add_argument("--threads", nargs="+", type=int, default=[1, 2],
+                   help="torch CPU threads, one run per value")
+    p.add_argument("--paths", nargs="+", default=["released", "fast", "fold_all"],
+                   choices=PATHS, help="tracker code paths: released (the released code's "
+                   "work), fast (exact), fold_all (BatchNorm folded, NHWC: what `track` runs)")
     p.add_argument("--precision", nargs="+", default=["fp32"], choices=PRECISIONS,
                    help="network arithmetic(s) to time: fp32 (exact), bf16, fp16 (CUDA)")
-    p.add_argument("--frames", type=int, default=40, help="frames of car-shadow (<= 40)")
+    p.add_argument("--frames", type=int, default=40,
+                   help="frames of car-shadow to track, <= 40 (default: 40)")
     p.add_argument("--objects", nargs="*", type=int, default=[],
                    help="batched multi-object runs with these N (e.g. 1 2 5 10)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--checkpoint", default=None, help="weights for every preset")
+    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1 ...")
+    p.add_argument("--checkpoint", default=None, help="weights for every preset (default: "
+                   "the shipped lite weights, the seeded released fixtures, else untrained)")
     p.add_argument("--json", default=None, help="write all rows to this JSON file")
     p.add_argument("--min-speedup", type=float, default=None,
                    help="fail (exit 1) unless fast is this much faster than released")
@@ -457,7 +490,7 @@ def _run_cli(args) -> int:
 
     for prec in args.precision:  # fail before any worker starts (fp16 needs CUDA)
         check_precision(prec, args.device)
-    rows = []
+    rows, header_shown = [], False
     for preset in args.presets:
         for thr in args.threads:
             for path in args.paths:
@@ -466,14 +499,23 @@ def _run_cli(args) -> int:
                             "precision": prec, "frames": args.frames, "device": args.device,
                             "checkpoint": args.checkpoint}
                     rows.append(run_isolated(spec))
-                    print(format_table([rows[-1]]).splitlines()[-1], flush=True)
+                    rows[-1].setdefault("checkpoint", args.checkpoint)
+                    if not header_shown:  # one table, its rows printed as they come
+                        print(SINGLE_HEADER + "\n|" + "---|" * 14, flush=True)
+                        header_shown = True
+                    print(format_single_row(rows[-1]), flush=True)
             for n in args.objects:
                 for prec in args.precision:
                     spec = {"kind": "multi", "preset": preset, "threads": thr, "objects": n,
                             "precision": prec, "frames": min(args.frames, 20),
                             "device": args.device, "checkpoint": args.checkpoint}
                     rows.append(run_isolated(spec))
-    print(format_table(rows))
+    multi = format_multi_table(rows)
+    if multi:
+        print(("\n" if header_shown else "") + multi)
+    print(f"(`siammask-edu track` runs preset {TRACK_CONFIG['preset']}, path "
+          f"{TRACK_CONFIG['path']}, {TRACK_CONFIG['precision']}, the shipped weights, torch's "
+          f"default threads: {torch.get_num_threads()} here)")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(rows, fh, indent=2)

@@ -16,12 +16,29 @@ first-frame box is the default ``--box``) with the shipped SiamMask-Lite weights
   versions, per-frame scores and ``lost_frames`` (frames whose score fell below the
   tracker's ``lost_score``; the overlay marks them ``LOST``). ``fps`` is
   frames tracked after the first divided by the time spent in ``Tracker.track`` (no I/O,
-  no ``init``).
+  no ``init``). ``"complete"`` says whether the run reached the end of the source (or
+  ``--max-frames``); ``status`` is ``running``, ``complete``, ``stopped`` (unreadable
+  frame), ``interrupted`` (Ctrl-C), ``terminated`` (SIGTERM/SIGHUP), ``quit`` (q in
+  ``--show``) or ``failed`` (an error), and ``stopped`` gives the frame and the reason;
+  ``unreadable_frames`` and ``decoded_with_warnings`` (frames whose decoder reported
+  damage, e.g. libjpeg's "Corrupt JPEG data") list frames by number, name and message.
 
-Bad input (missing source, unreadable frame, bad ``--box``, a box whose centre is outside
-the frame, missing or corrupt checkpoint) ends with one line on stderr and exit code 2;
-``siammask-edu --debug ...`` shows the traceback instead. Ctrl-C stops early, keeps what
-was tracked and exits with 130.
+Results are written as the run goes: each mask when its frame is done, the text files and
+``summary.json`` (``"complete": false``) atomically at most every :data:`FLUSH_SECONDS`, so
+even a killed run leaves consistent files that say they are incomplete; on any error or
+signal the run ends with every output of the frames before it (the overlay included).
+An unreadable frame (corrupt, truncated, of another size) stops the run
+(``--on-bad-frame stop``: exit 2 naming the file) or is recorded and skipped
+(``--on-bad-frame skip``: ``nan`` lines, no mask, a grey stand-in overlay frame). A folder
+holding a run is refused unless ``--overwrite`` (which also removes the temporary files a
+killed run leaves); for an incomplete run the message says how to go on.
+
+Bad input (missing source, an unknown sample name (with a suggestion), unreadable first
+frame, bad ``--box``, a box whose centre is outside the frame, missing or corrupt
+checkpoint) ends with one line on stderr and exit code 2 (what FFmpeg, OpenCV or libjpeg
+print is captured, not shown); ``siammask-edu --debug ...`` shows the traceback instead.
+Ctrl-C stops early, keeps what was tracked and exits with 130; SIGTERM/SIGHUP the same,
+with 128 + the signal's number. Every option's ``--help`` shows its default.
 
 To add a sub-command: write ``add_<name>_parser(subparsers)`` that calls
 ``set_defaults(func=cmd_<name>)``, and call it from :func:`build_parser`.
@@ -32,11 +49,16 @@ See book/07_online_tracker.py.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import difflib
 import itertools
 import json
 import os
 import platform
+import re
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -49,9 +71,51 @@ class CliError(Exception):
     """An expected failure: its message is printed as one line, without a traceback."""
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless the help already states it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if (default in (None, False, argparse.SUPPRESS) or "default" in text.lower()
+                or isinstance(action, (argparse._HelpAction, argparse._VersionAction))):
+            return text
+        if isinstance(default, (list, tuple)):
+            shown = " ".join(str(v) for v in default) or "none"
+        else:
+            shown = str(default)
+        return f"{text} (default: {shown.replace('%', '%%')})".lstrip()
+
+
 class _Parser(argparse.ArgumentParser):
+    """One-line usage errors; help that shows every default (sub-commands inherit both)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message):  # one line instead of usage + error
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+# Help for options several commands share, used where a command registers one without help.
+_SHARED_HELP = {
+    "--device": "torch device: cpu, cuda, cuda:1 ...",
+    "--year": "DAVIS edition: 2016 (single object) or 2017 (several objects)",
+    "--resolution": "DAVIS frame resolution folder (480p as in the papers, or Full-Resolution)",
+}
+
+
+def _fill_shared_help(parser: argparse.ArgumentParser) -> None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _fill_shared_help(sub)
+        elif not action.help:
+            for opt in action.option_strings:
+                if opt in _SHARED_HELP:
+                    action.help = _SHARED_HELP[opt]
+                    break
 
 
 def parse_box(text: str) -> tuple[float, float, float, float]:
@@ -113,8 +177,15 @@ def add_track_parser(subparsers) -> argparse.ArgumentParser:
                    "CUDA), fp16 (CUDA only); see Tracker(precision=...)")
     p.add_argument("--show", action="store_true", help="show the overlay in a window (q quits)")
     p.add_argument("--no-video", action="store_true", help="do not write overlay.mp4")
+    p.add_argument("--on-bad-frame", choices=BAD_FRAME_CHOICES, default="stop",
+                   help="what an unreadable frame (corrupt, truncated, of another size) "
+                   "does: stop = end the run there, keeping every output of the frames "
+                   "before it (summary.json: \"complete\": false, exit 2); skip = record it "
+                   "in summary.json unreadable_frames (nan lines, no mask) and track on "
+                   "(default: stop)")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace the results of an earlier run in --out")
+                   help="replace the results of an earlier run in --out (its temporary "
+                   "files included)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_track)
     return p
@@ -167,6 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_benchmark_parser(sub)
     add_bench_parser(sub)
     add_data_parser(sub)
+    from .checkpoint import add_convert_parser
+
+    add_convert_parser(sub)
+    _fill_shared_help(parser)
     return parser
 
 
@@ -244,11 +319,20 @@ def _resolve_source(source: str, box):
     without ``--box``, its first groundtruth box."""
     from . import data
 
-    if not Path(source).exists() and not source.isdigit() and source in data.available_samples():
+    if Path(source).exists() or source.isdigit():
+        if box is None:
+            raise CliError("--box x,y,w,h is required (the first-frame box of the object)")
+        return source, box
+    samples = data.available_samples()
+    if source in samples:
         return str(data.sample_frames(source)), box if box is not None else data.sample_box(source)
-    if box is None:
-        raise CliError("--box x,y,w,h is required (the first-frame box of the object)")
-    return source, box
+    listed = f"shipped samples: {', '.join(samples) or 'none'}"
+    if "/" in source or os.sep in source or Path(source).suffix:  # meant as a path
+        raise CliError(f"frame source {source} does not exist (nor is it a shipped sample; "
+                       f"{listed})")
+    close = difflib.get_close_matches(source, samples, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise CliError(f"{source!r} does not exist and is not a shipped sample; {hint}{listed}")
 
 
 def _check_device(device: str) -> None:
@@ -320,15 +404,223 @@ def _versions() -> dict:
             "torch": torch.__version__, "numpy": np.__version__, "opencv": cv2.__version__}
 
 
+# what a run writes in --out (besides masks/*.png); --overwrite removes them all
+RESULT_FILES = ("summary.json", "boxes.txt", "polygons.txt", "overlay.mp4", "overlay.avi")
+# a temporary file of io.atomic_path (".overlay.1a2b3c4d.tmp.mp4"), left by a killed run
+_TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp(\.[A-Za-z0-9]+)?$")
+FLUSH_SECONDS = 1.0  # boxes.txt, polygons.txt, summary.json lag the masks at most this long
+BAD_FRAME_CHOICES = ("stop", "skip")
+
+
+def _read_summary(out: Path) -> dict | None:
+    try:
+        s = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return s if isinstance(s, dict) else None
+
+
 def _prepare_out(out: Path, overwrite: bool) -> None:
-    """Refuse to mix two runs in one folder; with ``--overwrite`` remove the old masks."""
-    old = sorted((out / "masks").glob("*.png")) if (out / "masks").is_dir() else []
-    if (old or (out / "summary.json").exists()) and not overwrite:
+    """Refuse to mix two runs in one folder (saying how to go on when the earlier run is
+    incomplete); with ``--overwrite`` remove every output of the earlier run, the temporary
+    files a killed run leaves included."""
+    masks = out / "masks"
+    old = [out / f for f in RESULT_FILES if (out / f).is_file()]
+    for folder in (out, masks):
+        if folder.is_dir():
+            old += [p for p in folder.iterdir() if p.is_file() and _TEMPORARY.match(p.name)]
+    if masks.is_dir():
+        old += sorted(p for p in masks.glob("*.png") if not p.name.startswith("."))
+    if old and not overwrite:
+        summary = _read_summary(out)
+        if summary is not None and summary.get("complete") is False or (
+                summary is None and any(p.suffix == ".png" for p in old)):
+            stopped = (summary or {}).get("stopped") or {}
+            if stopped:
+                what = f"it stopped at frame {stopped.get('frame')}: {stopped.get('reason')}"
+            else:
+                what = "it did not finish: killed, or still running?"
+            skip = (" --on-bad-frame skip" if (summary or {}).get("status") == "stopped"
+                    and (summary or {}).get("on_bad_frame") != "skip" else "")
+            raise CliError(f"{out} holds an incomplete run ({what}); the frames it tracked are "
+                           f"kept there. To track the source again into it, run the same "
+                           f"command with --overwrite{skip}" + (" (--on-bad-frame skip tracks "
+                           "past unreadable frames)" if skip else "")
+                           + "; or choose another --out")
         raise CliError(f"{out} already holds the results of a run; choose another --out or "
                        "pass --overwrite")
     for f in old:
         f.unlink()
-    (out / "masks").mkdir(parents=True, exist_ok=True)
+    masks.mkdir(parents=True, exist_ok=True)
+
+
+class _Signalled(BaseException):
+    """SIGTERM / SIGHUP during a run: raised by :func:`_signals_end_the_run`'s handler."""
+
+    def __init__(self, signum: int):
+        self.signum = int(signum)
+        super().__init__(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def _signals_end_the_run():
+    """While the block runs, SIGTERM and SIGHUP raise :class:`_Signalled` (once; a second
+    one is ignored, so that the outputs are finished); the old handlers come back after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    hit = []
+
+    def handler(signum, frame):
+        if not hit:
+            hit.append(signum)
+            raise _Signalled(signum)
+
+    old = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            num = getattr(signal, name)
+            old[num] = signal.signal(num, handler)
+    try:
+        yield
+    finally:
+        for num, h in old.items():
+            signal.signal(num, h if h is not None else signal.SIG_DFL)
+
+
+class _Run:
+    """The outputs of one ``track`` run, written as it goes.
+
+    Each mask PNG is written (atomically) when its frame is done; ``boxes.txt``,
+    ``polygons.txt`` and ``summary.json`` (``"complete": false``, ``"status": "running"``)
+    are rewritten atomically at most every :data:`FLUSH_SECONDS`; :meth:`finish` writes
+    them a last time with the run's end (``complete``, ``status``, ``stopped``) and moves
+    the overlay video into place. Line ``i`` of the text files is frame ``i`` of the source
+    (``nan`` numbers for a frame skipped as unreadable, which gets no mask).
+    """
+
+    NAN_BOX = (float("nan"),) * 4
+    NAN_POLYGON = np.full((4, 2), np.nan, np.float32)
+
+    def __init__(self, out: Path, summary: dict, video, size_hw):
+        self.out, self.base, self.video, self.size_hw = out, summary, video, size_hw
+        self.polygons: list = []
+        self.boxes: list = []
+        self.scores: list[float] = []
+        self.lost: list[int] = []
+        self.unreadable: list[dict] = []
+        self.warned: list[dict] = []
+        self.stopped: dict | None = None
+        self.status = "running"
+        self.t_init = self.t_track = 0.0
+        self.t0 = time.perf_counter()
+        self._last_flush = -float("inf")
+
+    @property
+    def frames(self) -> int:
+        """Frames with a line in the text files (= the index of the next frame)."""
+        return len(self.boxes)
+
+    def add(self, read, mask, polygon, box, shown, score=None, lost=False) -> None:
+        """Record a frame: mask PNG now, text lines and overlay frame (``shown``)."""
+        from . import io as sio
+
+        t = self.frames
+        sio.write_mask_png(self.out / "masks" / f"{t:05d}.png", mask)
+        self.polygons.append(np.asarray(polygon, np.float32))
+        self.boxes.append(tuple(float(v) for v in box))
+        if score is not None:
+            self.scores.append(float(score))
+            if lost:
+                self.lost.append(t)
+        if read.warnings:
+            self.warned.append({"frame": t, "name": read.name, "warnings": list(read.warnings)})
+        if self.video is not None:
+            self.video.write(shown)
+        self.maybe_flush()
+
+    def skip(self, read) -> None:
+        """Record an unreadable frame: NaN lines, no mask, a stand-in overlay frame."""
+        from .viz import render
+
+        self.unreadable.append({"frame": read.index, "name": read.name, "reason": read.error})
+        self.polygons.append(self.NAN_POLYGON)
+        self.boxes.append(self.NAN_BOX)
+        if self.video is not None:
+            self.video.write(render.draw_unreadable(self.size_hw,
+                                                    f"frame {read.index} unreadable"))
+        self.maybe_flush()
+
+    def stop(self, frame: int, reason: str, status: str, name: str | None = None) -> None:
+        self.status = status
+        self.stopped = {"frame": frame, "name": name, "reason": reason}
+
+    def summary(self) -> dict:
+        n = len(self.scores)
+        fps = n / self.t_track if self.t_track > 0 else float("nan")
+        s = dict(self.base)
+        s.update({
+            "complete": self.status == "complete", "status": self.status,
+            "stopped": self.stopped, "frames": self.frames, "frames_tracked": n,
+            "unreadable_frames": self.unreadable, "decoded_with_warnings": self.warned,
+            "interrupted": self.status == "interrupted", "quit_key": self.status == "quit",
+            "init_seconds": round(self.t_init, 4), "track_seconds": round(self.t_track, 4),
+            "wall_seconds": round(time.perf_counter() - self.t0, 4),
+            "fps": round(fps, 3) if n else None,
+            "mean_score": float(np.mean(self.scores)) if self.scores else None,
+            "scores": self.scores, "lost_frames": self.lost,
+        })
+        return s
+
+    def flush(self) -> None:
+        """Rewrite the text files and summary.json (each atomically)."""
+        from . import io as sio
+
+        sio.write_vot_polygons(self.out / "polygons.txt", self.polygons)
+        sio.write_boxes_xywh(self.out / "boxes.txt", self.boxes)
+        with sio.atomic_open(self.out / "summary.json", "w") as fh:
+            json.dump(self.summary(), fh, indent=2)
+        self._last_flush = time.perf_counter()
+
+    def maybe_flush(self) -> None:
+        if time.perf_counter() - self._last_flush >= FLUSH_SECONDS:
+            self.flush()
+
+    def finish(self) -> None:
+        """Close the overlay (kept: it shows the frames done) and write the last state."""
+        if self.status == "running":
+            self.status = "complete"
+        if self.video is not None:
+            try:
+                self.video.close()
+            finally:
+                self.base["video"] = self.video.path.name if self.video.n_frames else None
+        self.flush()
+
+    def end_line(self) -> str:
+        s = self.summary()
+        n = s["frames_tracked"]
+        line = f"tracked {n} frames in {self.t_track:.2f} s"
+        if n:
+            line += f" ({s['fps']:.1f} fps)"
+        if self.lost:
+            line += (f"; {len(self.lost)} frame(s) flagged lost (score below "
+                     f"{s['lost_score']:.3f}: see summary.json lost_frames)")
+        if self.unreadable:
+            names = ", ".join(u["name"] for u in self.unreadable[:5])
+            more = ", ..." if len(self.unreadable) > 5 else ""
+            line += (f"; {len(self.unreadable)} unreadable frame(s) skipped ({names}{more}: "
+                     "see summary.json unreadable_frames)")
+        if self.warned:
+            w = self.warned[0]
+            line += (f"; {len(self.warned)} frame(s) decoded with warnings, the picture may be "
+                     f"damaged ({w['name']}: {w['warnings'][0]}"
+                     + (", ..." if len(self.warned) > 1 else "")
+                     + ": see summary.json decoded_with_warnings)")
+        if self.status != "complete":
+            st = self.stopped or {}
+            line += f"; INCOMPLETE ({self.status} at frame {st.get('frame')})"
+        return f"{line} -> {self.out}"
 
 
 def cmd_track(args: argparse.Namespace) -> int:
@@ -346,13 +638,15 @@ def cmd_track(args: argparse.Namespace) -> int:
     if args.checkpoint is not None and not Path(args.checkpoint).is_file():
         raise CliError(f"checkpoint {args.checkpoint} does not exist")
     source = sio.FrameSource(args.source)
-    frames = iter(source)
+    reads = source.read_each()
     if args.max_frames:
-        frames = itertools.islice(frames, args.max_frames)
-    first = next(frames, None)
+        reads = itertools.islice(reads, args.max_frames)
+    first = next(reads, None)
     if first is None:
         raise CliError(f"{args.source}: no frame could be read")
-    h, w = first.shape[:2]
+    if first.image is None:  # the box is given on frame 0: it must be readable
+        raise CliError(f"{first.error} (the first frame, which --box refers to)")
+    h, w = first.image.shape[:2]
     x, y, bw, bh = args.box
     if not (0 <= x + bw / 2 <= w and 0 <= y + bh / 2 <= h):  # the tracker clamps the centre
         raise CliError(f"--box {x:g},{y:g},{bw:g},{bh:g}: its centre is outside the {w}x{h} "
@@ -376,84 +670,84 @@ def cmd_track(args: argparse.Namespace) -> int:
     r0, r1 = (int(np.clip(round(v), 0, h)) for v in (y, y + bh))
     c0, c1 = (int(np.clip(round(v), 0, w)) for v in (x, x + bw))
     mask0[r0:r1, c0:c1] = True
-    polygons, boxes, scores, lost = [_box_polygon(box0)], [box0], [], []
     video = None if args.no_video else sio.VideoWriter(out / "overlay.mp4", fps=source.fps or 25.0)
-    interrupted, quit_key, t_init, t_track, t0 = False, False, 0.0, 0.0, time.perf_counter()
-    total = None if source.kind == "camera" else len(source) or None  # 0: count unknown
-    if total and args.max_frames:
-        total = min(total, args.max_frames)
-    bar = tqdm(total=total, unit="frame", disable=args.quiet, desc="track", file=sys.stderr)
-    try:
-        tic = time.perf_counter()
-        tracker.init(first, box0)
-        t_init = time.perf_counter() - tic  # not in t_track: fps counts track() calls only
-        sio.write_mask_png(out / "masks" / "00000.png", mask0)
-        shown = render.draw_polygon(first, polygons[0], render.BOX_COLOR, 2)
-        if video is not None:
-            video.write(shown)
-        if window is not None:
-            window.show(shown)
-        bar.update(1)
-        for t, frame in enumerate(frames, start=1):
-            tic = time.perf_counter()
-            result = tracker.track(frame)
-            t_track += time.perf_counter() - tic
-            sio.write_mask_png(out / "masks" / f"{t:05d}.png", result.mask)
-            polygons.append(np.asarray(result.polygon, np.float32))
-            boxes.append(tuple(float(v) for v in result.box))
-            scores.append(float(result.score))
-            if getattr(result, "lost", False):
-                lost.append(t)
-            shown = render.draw_result(frame, result)
-            if video is not None:
-                video.write(shown)
-            bar.update(1)
-            if window is not None and not window.show(shown):
-                quit_key = True
-                break
-    except KeyboardInterrupt:
-        interrupted = True
-    except BaseException:
-        if video is not None:
-            video.close(discard=True)
-        raise
-    finally:
-        bar.close()
-        if window is not None:
-            window.close()
-    if video is not None:
-        video.close()
-    wall = time.perf_counter() - t0
-
-    n_tracked = len(scores)
-    fps = n_tracked / t_track if t_track > 0 else float("nan")
-    sio.write_vot_polygons(out / "polygons.txt", polygons)
-    sio.write_boxes_xywh(out / "boxes.txt", boxes)
-    summary = {
+    run = _Run(out, {
         "source": str(args.source), "source_kind": source.kind, "frame_size_hw": [h, w],
-        "source_fps": source.fps, "frames": len(boxes), "frames_tracked": n_tracked,
-        "init_box_xywh": list(box0), "interrupted": interrupted, "quit_key": quit_key,
-        "init_seconds": round(t_init, 4), "track_seconds": round(t_track, 4),
-        "wall_seconds": round(wall, 4),
-        "fps": round(fps, 3) if n_tracked else None,
-        "mean_score": float(np.mean(scores)) if scores else None, "scores": scores,
-        "lost_frames": lost, "lost_score": config.lost_score,
+        "source_fps": source.fps, "init_box_xywh": list(box0),
+        "on_bad_frame": args.on_bad_frame, "lost_score": config.lost_score,
         "config": {"preset": args.config, "box_strategy": config.box_strategy,
                    "penalty_k": config.penalty_k, "window_influence": config.window_influence,
                    "lr": config.lr, "seg_thr": config.seg_thr},
         "checkpoint": str(args.checkpoint) if args.checkpoint else "lite (shipped)",
         "device": args.device, "precision": args.precision,
         "torch_threads": _torch_threads(),
-        "video": video.path.name if video is not None else None, "versions": _versions(),
-    }
-    with sio.atomic_open(out / "summary.json", "w") as fh:
-        json.dump(summary, fh, indent=2)
-    speed = f" ({fps:.1f} fps)" if n_tracked else ""
-    if lost:
-        speed += (f"; {len(lost)} frame(s) flagged lost (score below "
-                  f"{summary['lost_score']:.3f}: see summary.json lost_frames)")
-    print(f"tracked {n_tracked} frames in {t_track:.2f} s{speed} -> {out}")
-    return 130 if interrupted else 0
+        "video": None, "versions": _versions(),  # the overlay's name once it is in place
+    }, video, (h, w))
+    run.flush()  # from now on the folder says: a run, not complete
+    total = None if source.kind == "camera" else len(source) or None  # 0: count unknown
+    if total and args.max_frames:
+        total = min(total, args.max_frames)
+    bar = tqdm(total=total, unit="frame", disable=args.quiet, desc="track", file=sys.stderr)
+    failure, exit_code = None, 0
+    try:
+        with _signals_end_the_run():
+            try:
+                tic = time.perf_counter()
+                tracker.init(first.image, box0)
+                run.t_init = time.perf_counter() - tic  # fps counts track() calls only
+                shown = render.draw_polygon(first.image, _box_polygon(box0), render.BOX_COLOR, 2)
+                run.add(first, mask0, _box_polygon(box0), box0, shown)
+                bar.update(1)
+                if window is not None:
+                    window.show(shown)
+                for read in reads:
+                    if read.image is None:
+                        if args.on_bad_frame == "stop":
+                            run.stop(read.index, read.error, "stopped", read.name)
+                            failure = CliError(
+                                f"{read.error}; frames 0-{read.index - 1} are kept in {out} "
+                                "(summary.json says \"complete\": false); to track past "
+                                "unreadable frames rerun with --overwrite --on-bad-frame skip")
+                            exit_code = 2
+                            break
+                        run.skip(read)
+                        bar.update(1)
+                        continue
+                    tic = time.perf_counter()
+                    result = tracker.track(read.image)
+                    run.t_track += time.perf_counter() - tic
+                    shown = render.draw_result(read.image, result)
+                    run.add(read, result.mask, result.polygon, result.box, shown,
+                            score=result.score, lost=getattr(result, "lost", False))
+                    bar.update(1)
+                    if window is not None and not window.show(shown):
+                        run.stop(run.frames, "q pressed in the --show window", "quit")
+                        break
+            except KeyboardInterrupt:
+                run.stop(run.frames, "interrupted (Ctrl-C)", "interrupted")
+                exit_code = 130
+            except _Signalled as sig:
+                run.stop(run.frames, f"terminated by {sig}", "terminated")
+                failure, exit_code = sig, 128 + sig.signum
+            except BaseException as exc:
+                reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+                run.stop(run.frames, reason, "failed")
+                with contextlib.suppress(Exception):  # the error that stopped the run wins
+                    run.finish()
+                raise
+            run.finish()
+    finally:
+        bar.close()
+        if window is not None:
+            window.close()
+    print(run.end_line())
+    if isinstance(failure, _Signalled):
+        print(f"siammask-edu track: {failure}: stopped at frame {run.stopped['frame']}; "
+              f"frames 0-{run.frames - 1} are kept in {out} (summary.json says "
+              "\"complete\": false)", file=sys.stderr)
+    elif failure is not None:
+        raise failure
+    return exit_code
 
 
 # -- data ------------------------------------------------------------------------------------

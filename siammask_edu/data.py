@@ -13,6 +13,7 @@ See book/07_online_tracker.py.
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -233,8 +234,11 @@ def sample_path(name: str) -> Path:
     for d in _sample_dirs():
         if (d / name / "groundtruth.txt").is_file():
             return d / name
+    names = available_samples()
+    close = difflib.get_close_matches(str(name), names, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}? " if close else ""
     raise FileNotFoundError(
-        f"no sample named {name!r}; available: {', '.join(available_samples()) or 'none'}")
+        f"no sample named {name!r}; {hint}available: {', '.join(names) or 'none'}")
 
 
 def _read_boxes(path: Path) -> np.ndarray:

@@ -12,10 +12,16 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import os
 import re
+import sys
+import tempfile
+import threading
 import uuid
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -86,6 +92,51 @@ def _write_bytes(path: str | os.PathLike, data: bytes) -> None:
         fh.write(data)
 
 
+# -- the decoders' own messages -------------------------------------------------------------
+
+
+class ImageDecodeWarning(UserWarning):
+    """An image decoded, but its decoder reported damage (e.g. libjpeg's "Corrupt JPEG
+    data: ..."): the picture may be partly wrong."""
+
+
+_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def native_stderr() -> Iterator[list[str]]:
+    """Collect what native libraries (libjpeg, FFmpeg, OpenCV) print on the process's
+    stderr (file descriptor 2) during the block, instead of letting it reach the terminal.
+
+    Yields a list that holds, after the block, the non-empty lines printed. Python's own
+    ``sys.stderr`` is flushed first and is redirected too, so nothing is reordered. If
+    descriptor 2 cannot be redirected (no such descriptor), the block runs unchanged and
+    the list stays empty.
+
+    See book/07_online_tracker.py.
+    """
+    lines: list[str] = []
+    with _STDERR_LOCK:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, AttributeError, ValueError):
+            yield lines
+            return
+        with tempfile.TemporaryFile() as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield lines
+            finally:
+                with contextlib.suppress(Exception):
+                    sys.stderr.flush()
+                os.dup2(saved, 2)
+                os.close(saved)
+                sink.seek(0)
+                text = sink.read().decode("utf-8", "replace")
+                lines.extend(ln.strip() for ln in text.splitlines() if ln.strip())
+
+
 # -- reading -------------------------------------------------------------------------------
 
 
@@ -139,17 +190,26 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         ValueError: if it cannot be decoded (not an image, truncated, corrupt); the path is
             in the message.
 
+    Warns:
+        ImageDecodeWarning: the image decoded, but the decoder reported damage (its
+            messages, captured from the process's stderr, are in the warning, which names
+            the file): the picture may be partly wrong.
+
     See book/07_online_tracker.py.
     """
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"image {p} does not exist")
     data = p.read_bytes()
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    with native_stderr() as messages:  # libjpeg prints "Corrupt JPEG data: ..." there
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     if img is None:
         raise ValueError(f"cannot read image {p}: not a decodable image (corrupt or truncated?)")
     if data[:2] == b"\xff\xd8" and not _jpeg_is_complete(data):
         raise ValueError(f"cannot read image {p}: truncated JPEG (no end-of-image marker)")
+    if messages:
+        warnings.warn(f"image {p} decoded with warnings: {'; '.join(messages)}",
+                      ImageDecodeWarning, stacklevel=2)
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
@@ -161,12 +221,35 @@ def _camera_index(source) -> int | None:
     return None
 
 
+@dataclass(frozen=True)
+class FrameRead:
+    """One frame as :meth:`FrameSource.read_each` reads it.
+
+    Attributes:
+        index: position in the source, from 0.
+        name: the file stem (folder) or ``"00000"``-style number (video, camera).
+        image: np.ndarray[H, W, 3] uint8 RGB, or ``None`` if the frame is unreadable.
+        error: why the frame is unreadable (one line naming the file), else ``None``.
+        warnings: what the decoder reported for a frame that did decode (e.g. libjpeg's
+            "Corrupt JPEG data: ..."); empty for a clean frame.
+    """
+
+    index: int
+    name: str
+    image: np.ndarray | None
+    error: str | None = None
+    warnings: tuple[str, ...] = ()
+
+
 class FrameSource:
     """Frames of an image folder, a video file or a camera, read lazily, in RGB.
 
     Iterating yields ``np.ndarray[H, W, 3] uint8`` RGB frames one at a time (memory does
     not grow with the length); each ``iter()`` starts again from the first frame
-    (a camera just continues streaming).
+    (a camera just continues streaming), and an unreadable frame raises ``ValueError``.
+    :meth:`read_each` instead yields a :class:`FrameRead` per frame and goes on past an
+    unreadable one. What the decoders print (libjpeg, FFmpeg, OpenCV) is captured, never
+    shown: a warning of a frame that decoded is in its :class:`FrameRead`.
 
     Attributes:
         kind: ``"folder"``, ``"video"`` or ``"camera"``.
@@ -200,15 +283,14 @@ class FrameSource:
         cam = _camera_index(source)
         if cam is not None:
             self.kind, self.path, self._camera = "camera", None, cam
-            cap = cv2.VideoCapture(cam)
-            try:
+            with native_stderr():  # OpenCV's "[ WARN:0@...] can't open camera" lines
+                cap = cv2.VideoCapture(cam)
                 ok, frame = cap.read() if cap.isOpened() else (False, None)
-                if not ok:
-                    raise ValueError(f"camera {cam} cannot be opened (no such device?)")
-                self.size = frame.shape[:2]
-                self.fps = float(cap.get(cv2.CAP_PROP_FPS)) or None
-            finally:
+                fps = float(cap.get(cv2.CAP_PROP_FPS)) or None
                 cap.release()
+            if not ok:
+                raise ValueError(f"camera {cam} cannot be opened (no such device?)")
+            self.size, self.fps = frame.shape[:2], fps
             return
         p = Path(source).expanduser()
         if not p.exists():
@@ -224,16 +306,16 @@ class FrameSource:
             self.size = read_image(self._files[0]).shape[:2]
             return
         self.kind = "video"
-        cap = cv2.VideoCapture(str(p))
-        try:
-            if not cap.isOpened():
-                raise ValueError(f"cannot open video {p} (not a video, or codec unsupported)")
+        with native_stderr():  # FFmpeg's "moov atom not found" and the like
+            cap = cv2.VideoCapture(str(p))
+            opened = cap.isOpened()
             w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-            self.size = (h, w)
-            self.fps = float(cap.get(cv2.CAP_PROP_FPS)) or None
-            self._count = max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
-        finally:
+            fps = float(cap.get(cv2.CAP_PROP_FPS)) or None
+            count = max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
             cap.release()
+        if not opened:
+            raise ValueError(f"cannot open video {p} (not a video, or codec unsupported)")
+        self.size, self.fps, self._count = (h, w), fps, count
 
     @property
     def names(self) -> list[str] | None:
@@ -254,26 +336,54 @@ class FrameSource:
         return f"FrameSource({self.kind} {where}, {n} frames, size={self.size}, fps={self.fps})"
 
     def __iter__(self) -> Iterator[np.ndarray]:
+        for r in self.read_each():
+            if r.image is None:
+                raise ValueError(r.error)
+            yield r.image
+
+    def read_each(self) -> Iterator[FrameRead]:
+        """Yield one :class:`FrameRead` per frame, lazily, from the first: an unreadable
+        frame (not decodable, truncated, of another size than the first) is a record with
+        ``image=None`` and its ``error``, and reading goes on with the next.
+
+        See book/07_online_tracker.py.
+        """
         if self._files is not None:
-            return self._iter_files()
-        return self._iter_capture()
+            return self._read_files()
+        return self._read_capture()
 
-    def _iter_files(self) -> Iterator[np.ndarray]:
-        for f in self._files:
-            img = read_image(f)
+    def _read_files(self) -> Iterator[FrameRead]:
+        for i, f in enumerate(self._files):
+            try:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", ImageDecodeWarning)
+                    img = read_image(f)
+            except (OSError, ValueError) as exc:
+                yield FrameRead(i, f.stem, None, " ".join(str(exc).split()))
+                continue
             if img.shape[:2] != tuple(self.size):
-                raise ValueError(f"image {f} is {img.shape[1]}x{img.shape[0]}, but the first "
-                                 f"frame is {self.size[1]}x{self.size[0]}")
-            yield img
+                yield FrameRead(i, f.stem, None,
+                                f"image {f} is {img.shape[1]}x{img.shape[0]}, but the first "
+                                f"frame is {self.size[1]}x{self.size[0]}")
+                continue
+            found = [str(w.message).split(" decoded with warnings: ", 1)[-1] for w in caught
+                     if issubclass(w.category, ImageDecodeWarning)]
+            for w in caught:  # anything else goes on as it came
+                if not issubclass(w.category, ImageDecodeWarning):
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            yield FrameRead(i, f.stem, img, None, tuple(found))
 
-    def _iter_capture(self) -> Iterator[np.ndarray]:
-        cap = cv2.VideoCapture(self._camera if self.kind == "camera" else str(self.path))
+    def _read_capture(self) -> Iterator[FrameRead]:
+        with native_stderr():
+            cap = cv2.VideoCapture(self._camera if self.kind == "camera" else str(self.path))
         try:
-            while True:
-                ok, frame = cap.read()
+            for i in itertools.count():
+                with native_stderr() as messages:  # e.g. "[h264 @ ...] error while decoding"
+                    ok, frame = cap.read()
                 if not ok:
                     return
-                yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                yield FrameRead(i, f"{i:05d}", cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), None,
+                                tuple(messages))
         finally:
             cap.release()
 

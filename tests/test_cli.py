@@ -7,6 +7,7 @@ own work (reading, writing, errors) in milliseconds; one test runs the real trac
 from __future__ import annotations
 
 import json
+import typing
 from dataclasses import dataclass
 
 import cv2
@@ -298,3 +299,228 @@ def test_negative_box_coordinate_is_a_box_not_an_option(frames_dir, ckpt, fake, 
                    "--checkpoint", str(ckpt), "--quiet", "--no-video"])
     assert rc == 0
     assert (out / "boxes.txt").read_text().splitlines()[0].startswith("-4.0000,20.0000")
+
+
+# -- a run keeps everything it tracked (issue 13, item 1) ----------------------------------------
+
+
+@pytest.fixture()
+def long_dir(tmp_path):
+    return data.save_synthetic_sequence(tmp_path / "long", n_frames=15, size=(60, 80)) / "frames"
+
+
+def _hidden(out):
+    return sorted(p.name for p in out.rglob(".*"))
+
+
+@pytest.mark.parametrize("bad", ["corrupt", "other_size"])
+def test_bad_frame_stops_but_keeps_every_output_before_it(bad, long_dir, ckpt, fake, tmp_path,
+                                                          capsys):
+    if bad == "corrupt":
+        _corrupt_frame(long_dir, "00010.jpg")
+    else:
+        sio.write_image(long_dir / "00010.jpg", np.zeros((50, 80, 3), np.uint8))
+    out = tmp_path / "o"
+    assert _track(long_dir, out, "--checkpoint", str(ckpt)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "00010.jpg" in err and "--on-bad-frame skip" in err
+    assert len((out / "boxes.txt").read_text().splitlines()) == 10  # frames 0-9
+    assert len((out / "polygons.txt").read_text().splitlines()) == 10
+    assert sorted(p.name for p in (out / "masks").iterdir()) == [f"{i:05d}.png" for i in range(10)]
+    assert len(list(sio.FrameSource(out / "overlay.mp4"))) == 10
+    s = json.loads((out / "summary.json").read_text())
+    assert s["complete"] is False and s["frames"] == 10 and s["frames_tracked"] == 9
+    assert s["stopped"]["frame"] == 10 and s["stopped"]["name"] == "00010"
+    assert "00010.jpg" in s["stopped"]["reason"]
+    assert _hidden(out) == []
+
+
+def test_on_bad_frame_skip_records_it_and_tracks_on(long_dir, ckpt, fake, tmp_path, capsys):
+    _corrupt_frame(long_dir, "00010.jpg")
+    sio.write_image(long_dir / "00012.jpg", np.zeros((50, 80, 3), np.uint8))
+    out = tmp_path / "o"
+    assert _track(long_dir, out, "--checkpoint", str(ckpt), "--on-bad-frame", "skip") == 0
+    end = capsys.readouterr().out
+    assert "tracked 12 frames" in end and "2 unreadable frame(s) skipped" in end
+    boxes = (out / "boxes.txt").read_text().splitlines()
+    assert len(boxes) == 15 and boxes[10] == boxes[12] == "nan,nan,nan,nan"
+    assert len((out / "polygons.txt").read_text().splitlines()) == 15
+    masks = sorted(p.name for p in (out / "masks").iterdir())
+    assert "00010.png" not in masks and "00012.png" not in masks and len(masks) == 13
+    assert len(list(sio.FrameSource(out / "overlay.mp4"))) == 15
+    s = json.loads((out / "summary.json").read_text())
+    assert s["complete"] is True and s["frames"] == 15 and s["frames_tracked"] == 12
+    assert [u["frame"] for u in s["unreadable_frames"]] == [10, 12]
+    assert "80x50" in s["unreadable_frames"][1]["reason"]
+    assert fake.instances[0].frames == 12
+
+
+def test_incomplete_run_message_and_overwrite_clears_temporaries(long_dir, ckpt, fake, tmp_path,
+                                                                 capsys):
+    _corrupt_frame(long_dir, "00010.jpg")
+    out = tmp_path / "o"
+    assert _track(long_dir, out, "--checkpoint", str(ckpt)) == 2
+    (out / ".overlay.0badf00d.tmp.mp4").write_bytes(b"left by a killed run")
+    (out / "masks" / ".00011.deadbeef.tmp.png").write_bytes(b"x")
+    capsys.readouterr()
+    assert _track(long_dir, out, "--checkpoint", str(ckpt)) == 2
+    err = capsys.readouterr().err
+    assert "incomplete run" in err and "frame 10" in err and "--overwrite" in err
+    assert "--on-bad-frame skip" in err
+    assert _track(long_dir, out, "--checkpoint", str(ckpt), "--overwrite", "--on-bad-frame",
+                  "skip", "--no-video") == 0
+    assert _hidden(out) == [] and not (out / "overlay.mp4").exists()
+    assert json.loads((out / "summary.json").read_text())["complete"] is True
+
+
+class _Snooper(FakeTracker):
+    """Looks at the output folder while the run goes on (at its 4th tracked frame)."""
+
+    seen: typing.ClassVar[dict] = {}
+
+    def track(self, frame):
+        if self.frames == 4:
+            out = self.out
+            _Snooper.seen = {"boxes": (out / "boxes.txt").read_text().splitlines(),
+                             "summary": json.loads((out / "summary.json").read_text())}
+        return super().track(frame)
+
+
+def test_results_are_written_as_the_run_goes(long_dir, ckpt, monkeypatch, tmp_path):
+    out = tmp_path / "o"
+    _Snooper.out = out
+    monkeypatch.setattr(cli, "_make_tracker", _Snooper)
+    monkeypatch.setattr(cli, "FLUSH_SECONDS", 0.0)
+    assert _track(long_dir, out, "--checkpoint", str(ckpt)) == 0
+    assert len(_Snooper.seen["boxes"]) == 5  # frames 0-4 were on disk at frame 5
+    s = _Snooper.seen["summary"]
+    assert s["complete"] is False and s["status"] == "running" and s["frames"] == 5
+    assert json.loads((out / "summary.json").read_text())["complete"] is True
+
+
+@pytest.mark.skipif(not hasattr(__import__("signal"), "SIGTERM") or __import__("os").name == "nt",
+                    reason="POSIX signals")
+def test_sigterm_ends_the_run_incomplete_with_its_outputs(frames_dir, ckpt, monkeypatch, tmp_path,
+                                                         capsys):
+    import os
+    import signal
+
+    class Killed(FakeTracker):
+        def track(self, frame):
+            if self.frames == 2:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return super().track(frame)
+
+    def not_handled(signum, frame):  # without the command's own handler: fail, not die
+        raise AssertionError("SIGTERM reached the default handler")
+
+    monkeypatch.setattr(cli, "_make_tracker", Killed)
+    previous = signal.signal(signal.SIGTERM, not_handled)
+    try:
+        out = tmp_path / "o"
+        rc = _track(frames_dir, out, "--checkpoint", str(ckpt))
+        assert signal.getsignal(signal.SIGTERM) is not_handled  # handler restored
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert rc == 128 + signal.SIGTERM
+    assert "SIGTERM" in capsys.readouterr().err
+    s = json.loads((out / "summary.json").read_text())
+    assert s["complete"] is False and "SIGTERM" in s["stopped"]["reason"]
+    assert s["stopped"]["frame"] == 3 and s["frames"] == 3
+    assert len((out / "boxes.txt").read_text().splitlines()) == 3
+    assert len(list(sio.FrameSource(out / "overlay.mp4"))) == 3
+
+
+def test_tracker_error_mid_run_keeps_outputs(frames_dir, ckpt, monkeypatch, tmp_path):
+    class Broken(FakeTracker):
+        def track(self, frame):
+            if self.frames == 2:
+                raise RuntimeError("CUDA out of memory")
+            return super().track(frame)
+
+    monkeypatch.setattr(cli, "_make_tracker", Broken)
+    out = tmp_path / "o"
+    with pytest.raises(RuntimeError, match="out of memory"):
+        _track(frames_dir, out, "--checkpoint", str(ckpt))
+    s = json.loads((out / "summary.json").read_text())
+    assert s["complete"] is False and s["stopped"]["frame"] == 3
+    assert "RuntimeError: CUDA out of memory" in s["stopped"]["reason"]
+    assert len((out / "boxes.txt").read_text().splitlines()) == 3 and _hidden(out) == []
+
+
+def test_frame_decoded_with_warnings_is_reported(frames_dir, ckpt, fake, tmp_path, capsys):
+    from test_io import _flipped_jpeg
+
+    (frames_dir / "00002.jpg").write_bytes(_flipped_jpeg())
+    out = tmp_path / "o"
+    assert _track(frames_dir, out, "--checkpoint", str(ckpt)) == 0
+    cap = capsys.readouterr()
+    assert "1 frame(s) decoded with warnings" in cap.out and "00002" in cap.out
+    s = json.loads((out / "summary.json").read_text())
+    (w,) = s["decoded_with_warnings"]
+    assert w["frame"] == 2 and w["name"] == "00002" and "Corrupt JPEG data" in w["warnings"][0]
+
+
+# -- rough edges of the command line (issue 13, item 9) ------------------------------------------
+
+
+@pytest.mark.parametrize("with_box", [False, True])
+def test_misspelled_sample_is_suggested_and_samples_listed(with_box, fake, tmp_path, capsys):
+    box = ["--box", "1,1,4,4"] if with_box else []
+    assert cli.main(["track", "bunnyy", *box, "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "did you mean 'bunny'?" in err and "synthetic_ellipse" in err
+    assert "--box x,y,w,h is required" not in err
+    with pytest.raises(FileNotFoundError, match="did you mean 'bunny'"):  # the Python API too
+        data.sample_path("bunnyy")
+
+
+def _walk(parser, path=()):
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _walk(sub, (*path, name))
+        elif not isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+            yield " ".join(path), action, sub_help(parser, action)
+
+
+def sub_help(parser, action):
+    return parser._get_formatter()._expand_help(action) if action.help else ""
+
+
+def test_every_option_has_help_and_shows_its_default():
+    problems = []
+    for where, action, text in _walk(cli.build_parser()):
+        name = "/".join(action.option_strings) or action.dest
+        if not text.strip():
+            problems.append(f"{where} {name}: no help")
+        elif action.default not in (None, False) and "default" not in text.lower():
+            problems.append(f"{where} {name}: default {action.default!r} not shown")
+    assert problems == []
+    assert {w for w, _, _ in _walk(cli.build_parser())} >= {
+        "track", "bench", "eval davis", "eval vot", "benchmark davis", "benchmark vot", "train"}
+
+
+def test_bench_prints_one_table_including_tracks_configuration(monkeypatch, capsys):
+    from siammask_edu import bench
+
+    def fake_row(spec):
+        row = {k: spec[k] for k in ("kind", "preset", "threads", "path", "precision")}
+        row.update({f"{k}_median_ms": 1.0 for k in bench.SECTIONS})
+        row.update(total_median_ms=5.0, fps=200.0, cpu_ms_per_frame=5.0, peak_rss_mib=100.0)
+        return row
+
+    monkeypatch.setattr(bench, "run_isolated", fake_row)
+    assert cli.main(["bench"]) == 0
+    out = capsys.readouterr().out
+    lines = [ln for ln in out.splitlines() if ln.startswith("|")]
+    assert sum(ln.startswith("| preset") for ln in lines) == 1  # one header
+    rows = [ln for ln in lines if not ln.startswith(("| preset", "|---"))]
+    assert len(rows) == len(set(rows))  # each row once
+    track_rows = [ln for ln in rows if "| lite |" in ln and "fold_all" in ln and "fp32" in ln]
+    assert track_rows and all(ln.endswith("| yes |") for ln in track_rows)
+    assert all(not ln.endswith("| yes |") for ln in rows if ln not in track_rows)
+    assert "`siammask-edu track` runs preset lite, path fold_all" in out

@@ -244,3 +244,54 @@ def test_atomic_path_requires_a_written_file(tmp_path):
         with sio.atomic_path(tmp_path / "x.png"):
             pass
     assert list(tmp_path.iterdir()) == []
+
+
+# -- bad frames, decoder warnings, third-party lines (issue 13, items 1 and 9) -----------------
+
+
+def _flipped_jpeg(h=60, w=80) -> bytes:
+    """A JPEG with 8 bytes of its entropy-coded data bit-flipped: it still decodes (into a
+    wrong picture) and libjpeg prints "Corrupt JPEG data: ..." on the process's stderr."""
+    rng = np.random.default_rng(0)
+    img = cv2.GaussianBlur((rng.random((h, w, 3)) * 255).astype(np.uint8), (0, 0), 2)
+    buf = bytearray(cv2.imencode(".jpg", img)[1].tobytes())
+    mid = (buf.find(b"\xff\xda") + len(buf)) // 2
+    for k in range(mid, mid + 8):
+        buf[k] ^= 0x5A
+    return bytes(buf)
+
+
+def test_decoder_warnings_are_captured_and_reported(tmp_path, capfd):
+    (tmp_path / "flip.jpg").write_bytes(_flipped_jpeg())
+    with pytest.warns(sio.ImageDecodeWarning, match=r"flip.jpg.*Corrupt JPEG data"):
+        img = sio.read_image(tmp_path / "flip.jpg")
+    assert img.shape == (60, 80, 3)
+    assert "Corrupt JPEG" not in capfd.readouterr().err  # not printed raw by the decoder
+
+
+def test_read_each_reports_bad_frames_and_goes_on(tmp_path):
+    sio.write_image(tmp_path / "00000.png", _rgb(60, 80))
+    (tmp_path / "00001.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    sio.write_image(tmp_path / "00002.png", _rgb(50, 80))  # another size
+    (tmp_path / "00003.jpg").write_bytes(_flipped_jpeg())
+    sio.write_image(tmp_path / "00004.png", _rgb(60, 80))
+    got = list(sio.FrameSource(tmp_path).read_each())
+    assert [r.index for r in got] == [0, 1, 2, 3, 4]
+    assert [r.name for r in got] == ["00000", "00001", "00002", "00003", "00004"]
+    assert [r.image is None for r in got] == [False, True, True, False, False]
+    assert "00001.jpg" in got[1].error and "not a decodable image" in got[1].error
+    assert "00002.png" in got[2].error and "80x50" in got[2].error
+    assert got[3].warnings and "Corrupt JPEG data" in got[3].warnings[0]
+    assert got[0].warnings == () and got[4].error is None
+    with pytest.raises(ValueError, match="00001.jpg"):  # plain iteration still stops
+        list(sio.FrameSource(tmp_path))
+
+
+def test_opening_a_non_video_or_a_missing_camera_prints_no_library_lines(tmp_path, capfd):
+    (tmp_path / "bad.mp4").write_bytes(os.urandom(5000))
+    with pytest.raises(ValueError, match="cannot open video"):
+        sio.FrameSource(tmp_path / "bad.mp4")
+    with pytest.raises(ValueError, match="camera 97"):
+        sio.FrameSource("97")
+    err = capfd.readouterr().err
+    assert "moov atom" not in err and "WARN" not in err and err == ""

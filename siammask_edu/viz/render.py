@@ -179,6 +179,27 @@ def draw_result(frame: np.ndarray, result, mask_color: Color = MASK_COLOR,
     return out if out is not frame else out.copy()
 
 
+def draw_unreadable(size_hw: tuple[int, int], text: str = "unreadable frame") -> np.ndarray:
+    """The stand-in for a frame that could not be read: dark grey, ``text`` in red.
+
+    Keeps an overlay video frame-for-frame aligned with its source when a frame is
+    skipped (``siammask-edu track --on-bad-frame skip``).
+
+    Args:
+        size_hw: ``(H, W)`` of the video, pixels.
+        text: what to write in the top-left corner (e.g. ``"frame 10 unreadable"``).
+
+    Returns:
+        np.ndarray[H, W, 3] uint8 RGB.
+
+    See book/07_online_tracker.py.
+    """
+    h, w = (int(v) for v in size_hw)
+    if h < 1 or w < 1:
+        raise ValueError(f"size must be (H, W) >= 1, got {size_hw}")
+    return draw_text(np.full((h, w, 3), 32, np.uint8), text, color=(255, 80, 80))
+
+
 def encode_png(img: np.ndarray) -> bytes:
     """PNG bytes of an np.ndarray[H, W, 3] uint8 RGB (or [H, W] uint8) image.
 
