@@ -17,6 +17,10 @@
 # The paper is Wang et al., *Fast Online Object Tracking and Segmentation: A Unifying
 # Approach*, CVPR 2019. Section 3 is the part this book implements.
 #
+# Symbols as in the book's [glossary](index.md#glossary); where the paper and the
+# released code differ, and which side the library follows:
+# [paper vs code](paper_vs_code.md).
+#
 # *Run time* (measured on a 2-core machine, 2 torch threads, whole chapter): about 4 s
 # as a fresh clone runs it (default settings, no `../shared`), 4 s with the
 # project's data, 4 s in CI's short runs (1 thread).

@@ -16,6 +16,10 @@
 # the network, load ImageNet-style weights into it, and end at the adjust layer and the
 # 25×25 response.
 #
+# Symbols as in the book's [glossary](index.md#glossary); where the paper and the
+# released code differ, and which side the library follows:
+# [paper vs code](paper_vs_code.md).
+#
 # *Run time* (measured on a 2-core machine, 2 torch threads, whole chapter): about 4 s
 # as a fresh clone runs it (default settings, no `../shared`), 5 s with the
 # project's data, 5 s in CI's short runs (1 thread).
@@ -338,5 +342,8 @@ assert list(kept[[0, -1]]) == [39.0, 87.0]
 # 2. Use dilation 1 in layer3 of the released layout. What happens to the receptive field?
 #    Check it with `measured_rf`-style autograd.
 # 3. Keep layer4 with stride 1 and dilation 4. What are its receptive field and its cost?
-# 4. Exercise the 17×17 paper variant: how far from the crop centre can a target be and
-#    still be the centre of some RoW?
+# 4. The paper's variant keeps the 15×15 exemplar feature (`build_model("paper")`, no
+#    crop). Run a 127×127 exemplar and a 255×255 search through it and check that its
+#    score map is 17×17, as `response_size(15)` says. RoW centres lie 8 px apart around
+#    the centre of the search crop: how far from that centre is the outermost RoW centre
+#    with a 17×17 grid, and with the released 25×25 one?

@@ -15,6 +15,8 @@
 # the paper (Tables 7–8). Every version is checked against `siammask_edu.ops` with
 # `testing.compare`, and we count what each costs.
 #
+# Symbols as in the book's [glossary](index.md#glossary).
+#
 # *Run time* (measured on a 2-core machine, 2 torch threads, whole chapter): about 3 s
 # as a fresh clone runs it (default settings, no `../shared`), 4 s with the
 # project's data, 3 s in CI's short runs (1 thread).

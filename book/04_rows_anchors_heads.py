@@ -17,6 +17,10 @@
 # layout is checked on the released network; the outputs are read on a trained one,
 # SiamMask-Lite.
 #
+# Symbols as in the book's [glossary](index.md#glossary); where the paper and the
+# released code differ, and which side the library follows:
+# [paper vs code](paper_vs_code.md).
+#
 # *Run time* (measured on a 2-core machine, 2 torch threads, whole chapter): about 4 s
 # as a fresh clone runs it (default settings, no `../shared`), 4 s with the
 # project's data, 5 s in CI's short runs (1 thread).
@@ -42,7 +46,8 @@ torch.set_num_threads(book_threads())  # 2; 1 in CI; $SIAMMASK_EDU_THREADS sets 
 #
 # The tracker starts from the box of the first annotation (`cv2.boundingRect`, the
 # released DAVIS protocol), cuts the exemplar of frame 0 around it and the search crop of
-# frame 1 around the same centre, with the side $S$ of chapter 7, padding with the mean
+# frame 1 around the same centre, with the side $s_x$ of chapter 7 (the search region in
+# frame pixels; [glossary](index.md#glossary)), padding with the mean
 # colour of frame 0. The crops are float tensors `(1, 3, H, W)` with BGR values in 0…255,
 # exactly what the network eats. We flip them to RGB to look at them. (Without DAVIS,
 # `testing.book_sequence` gives the shipped synthetic ellipse instead, and says so.)
@@ -52,13 +57,13 @@ seq = testing.book_sequence("car-shadow", n_frames=2)
 x0, y0, w0, h0 = seq.box
 center, size = (x0 + w0 / 2, y0 + h0 / 2), (w0, h0)  # the start box, centre and size
 avg_chans = np.mean(seq.frames[0], axis=(0, 1))  # BGR padding colour, as the tracker
-_, S_x = geometry.search_region(size)  # side of the search square, frame px
+_, s_x = geometry.search_region(size)  # side of the search square, frame px
 z = geometry.crop_subwindow(seq.frames[0], center, 127, geometry.exemplar_crop_size(size),
                             avg_chans)  # (1, 3, 127, 127) BGR 0..255
-x = geometry.crop_subwindow(seq.frames[1], center, 255, S_x, avg_chans)  # frame 1
+x = geometry.crop_subwindow(seq.frames[1], center, 255, s_x, avg_chans)  # frame 1
 x_rgb = np.ascontiguousarray(x[0].numpy().transpose(1, 2, 0)[:, :, ::-1].astype(np.uint8))
 z_rgb = z[0].numpy().transpose(1, 2, 0)[:, :, ::-1].astype(np.uint8)
-print(seq.name, "| start box", seq.box, "| S =", S_x, "px | z", tuple(z.shape), "| x",
+print(seq.name, "| start box", seq.box, "| s_x =", s_x, "px | z", tuple(z.shape), "| x",
       tuple(x.shape))
 figures.image_strip([z_rgb, x_rgb], ["exemplar z (frame 0)", "search x (frame 1)"])
 
@@ -160,11 +165,11 @@ assert tuple(mask_logits.shape) == (1, 63 * 63, 25, 25)
 
 # %%
 anno1 = np.repeat(seq.masks[1][..., None].astype(np.uint8) * 255, 3, axis=2)  # 0 or 255
-car_x = geometry.crop_subwindow(anno1, center, 255, S_x, (0, 0, 0), out="numpy")
+car_x = geometry.crop_subwindow(anno1, center, 255, s_x, (0, 0, 0), out="numpy")
 car_x = car_x[..., 0] > 127  # (255, 255) bool: the car's pixels in the crop
 ys, xs = np.nonzero(car_x)
 car_box = (int(xs.min()), int(ys.min()), int(np.ptp(xs)) + 1, int(np.ptp(ys)) + 1)
-print(f"S = {S_x} px | the car in the crop: {car_x.sum()} px, box xywh {car_box}")
+print(f"s_x = {s_x} px | the car in the crop: {car_x.sum()} px, box xywh {car_box}")
 
 # %% [markdown]
 # ## The score: `[bg × 5, fg × 5]`
@@ -193,7 +198,7 @@ print("max |difference| with the wrong layout:", float((p_wrong - p_fg).abs().ma
 assert not torch.allclose(p_wrong, p_fg)
 
 # %% [markdown]
-# The tracker flattens the scores anchor-major, $n = a \cdot 625 + r \cdot 25 + c$, and
+# The tracker flattens the scores anchor-major, $q = a \cdot 625 + r \cdot 25 + c$, and
 # unravels the winner in `(5, 25, 25)` order:
 
 # %%
@@ -233,9 +238,9 @@ for ratio in cfg.ratios:
 print("anchor (w, h):", shapes)
 assert shapes == [(104, 32), (88, 40), (64, 64), (40, 80), (32, 96)]
 
-S = cfg.score_size
-offsets = -(S // 2) * cfg.total_stride + cfg.total_stride * np.arange(S)  # -96 ... 96
-anchors_ours = np.zeros((k, S, S, 4), np.float32)  # (a, row, col, [cx, cy, w, h])
+g = cfg.score_size  # side of the RoW grid, 25
+offsets = -(g // 2) * cfg.total_stride + cfg.total_stride * np.arange(g)  # -96 ... 96
+anchors_ours = np.zeros((k, g, g, 4), np.float32)  # (a, row, col, [cx, cy, w, h])
 anchors_ours[..., 0] = offsets[None, None, :]  # cx from the column
 anchors_ours[..., 1] = offsets[None, :, None]  # cy from the row
 anchors_ours[..., 2:] = np.array(shapes, np.float32)[:, None, None, :]
@@ -258,7 +263,7 @@ except ImportError:
 if lib_anchors is None:
     print("siammask_edu.anchors is not available: library check skipped")
 else:
-    lib_table = lib_anchors.generate_anchors(S, cfg.total_stride, cfg.ratios, cfg.scales)
+    lib_table = lib_anchors.generate_anchors(g, cfg.total_stride, cfg.ratios, cfg.scales)
     testing.compare("anchors vs siammask_edu", anchors_ours, lib_table, atol=0, rtol=0)
 
 # %% [markdown]
@@ -274,7 +279,7 @@ else:
 # the crop scale to get frame pixels.
 
 # %%
-d = delta[0].view(4, k * S * S).numpy()  # (4, 3125), same flat order as the scores
+d = delta[0].view(4, k * g * g).numpy()  # (4, 3125), same flat order as the scores
 A = anchors_ours
 boxes = np.stack([A[:, 0] + d[0] * A[:, 2], A[:, 1] + d[1] * A[:, 3],
                   A[:, 2] * np.exp(d[2]), A[:, 3] * np.exp(d[3])], axis=1)  # (3125, 4)

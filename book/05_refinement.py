@@ -16,6 +16,10 @@
 # (all RoWs at once on a 143 search) against the test-time path, and compare the sharp
 # mask with the 63×63 mask of the same RoW.
 #
+# Symbols as in the book's [glossary](index.md#glossary); where the paper and the
+# released code differ, and which side the library follows:
+# [paper vs code](paper_vs_code.md).
+#
 # *Run time* (measured on a 2-core machine, 2 torch threads, whole chapter): about 4 s
 # as a fresh clone runs it (default settings, no `../shared`), 4 s with the
 # project's data, 4 s in CI's short runs (1 thread).
@@ -209,15 +213,16 @@ assert tuple(out143.mask_corr.shape[-2:]) == (3, 3) and tuple(all_rows.shape) ==
 
 # %% [markdown]
 # How do the two paths relate? The padding only exists to give the RoWs of a 255 search
-# their windows. RoW $i$ of an $n \times n$ grid on an $S$-pixel search is centred on
-# pixel $S/2 + 8(i - n//2)$, so its 127-px window starts at
-# $\lfloor S/2\rfloor - 8\,(n//2) - 63$ for $i = 0$. A negative start must be padded:
+# their windows. RoW $c$ of a $g \times g$ grid ([glossary](index.md#glossary)) on a search
+# crop of side $|x|$ crop pixels (255, or 143 in training) is centred on pixel
+# $\lfloor |x|/2 \rfloor + 8(c - \lfloor g/2 \rfloor)$, so its 127-px window starts at
+# $\lfloor |x|/2\rfloor - 8\lfloor g/2 \rfloor - 63$ for $c = 0$. A negative start must be padded:
 # 32 px for the 255 search (16, 8, 4 feature pixels at strides 2, 4, 8), **0 px** for the
 # 143 search.
 
 # %%
-def pad_px(search, n):
-    return -(search // 2 - 8 * (n // 2) - 63)
+def pad_px(search, g):
+    return -(search // 2 - 8 * (g // 2) - 63)
 
 
 print("pad for 255 / 25x25:", pad_px(255, 25), "px | for 143 / 3x3:", pad_px(143, 3), "px")

@@ -20,6 +20,10 @@
 # Paper: §3.2 "Box generation", Fig. 3, and §4.1 "How much does the object representation
 # matter?" with Table 1.
 #
+# Symbols as in the book's [glossary](index.md#glossary); where the paper and the
+# released code differ, and which side the library follows:
+# [paper vs code](paper_vs_code.md).
+#
 # *Run time* (measured on a 2-core machine, 2 torch threads, whole chapter): about 3 s
 # as a fresh clone runs it (default settings, no `../shared`), 9 s with the
 # project's data, 5 s in CI's short runs (1 thread).
@@ -114,6 +118,8 @@ for name in names:
 for strategy, s in seconds.items():
     print(f"{strategy:6s}: {1000 * s / len(names):7.2f} ms per mask")
 assert seconds["opt"] > seconds["mbr"]
+print(f"On this run Opt takes {seconds['opt'] / seconds['mbr']:.0f}x the time of MBR "
+      f"and {seconds['opt'] / seconds['minmax']:.0f}x that of Min-max.")
 
 # %% [markdown]
 # Paper Fig. 3, on real masks: the mask in yellow, *Min-max* in red, *MBR* in green and
@@ -402,20 +408,61 @@ if with_vot:
 
 # %% [markdown]
 # On two sequences, with a small network trained on little data, read the rows as an
-# illustration. The boxes of the predicted masks fall short of the oracles, as in the
-# paper, and they rank as in the paper: MBR above Min-max, Opt above MBR (fast mode:
-# 65.3 / 68.2 / 72.1; the paper, on VOT-2016: 65.0 / 67.2 / 71.7). That ranking needs
-# refined masks. MBR and Opt can only recover a rotation that the mask has, and the lite
-# model's 63×63 head masks, before its refine stage was trained, were blobs whose outline
-# carried little of it: with them the three boxes came out nearly equal (66.4 / 66.9 /
-# 68.2). The frame above shows the difference: the book is tilted by about 45°, and the
-# refined mask's rotated boxes follow it (IoU 0.73 for MBR and 0.89 for Opt, against
-# 0.60 for the upright Min-max box).
+# illustration. Two comparisons matter: how the three SiamMask rows rank among
+# themselves, and where they fall against the oracles. The cell below states both from
+# this run's numbers.
+
+# %%
+if with_vot and trained:
+    row = {r["row"]: 100 * r["mIoU"] for r in table}
+    mm, mbr, opt = (row[f"SiamMask-{s}"] for s in ("Min-max", "MBR", "Opt"))
+    paper_mm, paper_mbr, paper_opt = (box_protocol.PAPER_TABLE1[f"SiamMask-{s}"][0]
+                                      for s in ("Min-max", "MBR", "Opt"))
+    print(f"SiamMask rows, mIoU of Min-max / MBR / Opt: {mm:.1f} / {mbr:.1f} / {opt:.1f} "
+          f"(paper, VOT-2016: {paper_mm:.1f} / {paper_mbr:.1f} / {paper_opt:.1f}).")
+    print("Ranking: " + ("MBR above Min-max and Opt above MBR, as in the paper."
+                         if mm < mbr < opt else "not the paper's Min-max < MBR < Opt."))
+    for oracle in box_protocol.ORACLES:
+        beaten = [s for s, v in (("Min-max", mm), ("MBR", mbr), ("Opt", opt))
+                  if v > row[oracle]]
+        print(f"{oracle} ({row[oracle]:.1f}): "
+              + (f"exceeded by SiamMask-{', SiamMask-'.join(beaten)}" if beaten
+                 else "above all three SiamMask rows"))
+    paper_rows = {name: box_protocol.PAPER_TABLE1[name][0] for name in box_protocol.ORACLES}
+    print("In the paper every oracle is above every SiamMask row: "
+          f"{min(paper_rows.values()) > paper_opt}.")
+    assert mm < mbr < opt  # the ranking the text below relies on
+    assert opt < row["MBR Oracle"]  # the MBR oracle is 100 here: never reached
+    if not fast_mode():  # the text below: on all 120 frames MBR and Opt beat both
+        assert min(mbr, opt) > max(row["Fixed a.r. Oracle"], row["Min-max Oracle"])
+    print(f"On '{seq}' frame {k} above: MBR {pred_iou['mbr']:.2f} and Opt "
+          f"{pred_iou['opt']:.2f} against {pred_iou['minmax']:.2f} for the upright Min-max box.")
+elif with_vot:
+    print("seeded checkpoint (random weights): the SiamMask rows say nothing about SiamMask")
+
+# %% [markdown]
+# The ranking Min-max < MBR < Opt is the paper's. The comparison with the oracles need not
+# be: in the paper even the weakest oracle (fixed aspect ratio) is above SiamMask-Opt,
+# while here the lines above say which oracles this run's SiamMask rows exceed (with the
+# shipped weights on the full 120 frames, MBR and Opt exceed both axis-aligned oracles).
+# That is no contradiction: an oracle bounds only its own representation. The
+# fixed-aspect and Min-max oracles are the best *axis-aligned* boxes, and a rotated box
+# fitted to a good mask can beat them where the target is tilted, as the book is. Only the
+# MBR oracle bounds the rotated boxes; it is VOT's own ground truth here (mIoU 100) and
+# stays out of reach. Two sequences cannot say more.
+#
+# The ranking needs refined masks. MBR and Opt can only recover a rotation that the mask
+# has, and the lite model's 63×63 head masks, before its refine stage was trained, were
+# blobs whose outline carried little of it: with those weights (not shipped; measured on
+# fast mode's 10 frames when the base stage finished) the three boxes came out nearly
+# equal, 66.4 / 66.9 / 68.2. The `book` frame above shows the difference: the book is
+# tilted, and the refined mask's rotated boxes follow it (the IoUs printed above).
 #
 # ## Recap
 #
 # * *Min-max* = extreme contour points; *MBR* = `cv2.minAreaRect` + `cv2.boxPoints`
-#   (released); *Opt* = a rotated rectangle optimised for the VOT-2016 cost, ~100× slower.
+#   (released); *Opt* = a rotated rectangle optimised for the VOT-2016 cost, far slower
+#   (this run's factor is printed in "MBR and Opt").
 # * A rotated box is 4 corners `(4, 2)`; the library's order is clockwise on screen from
 #   the top-left; as parameters `(cx, cy, w, h, angle)` with the angle in degrees,
 #   counter-clockwise on screen (never OpenCV's angle).

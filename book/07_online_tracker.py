@@ -19,6 +19,10 @@
 # Paper §3.3 (tracking with the three branches) and the released `siamese_track`
 # (`tools/test.py`; `shared/reference/released-implementation.md` §4.5).
 #
+# Symbols as in the book's [glossary](index.md#glossary); where the paper and the
+# released code differ, and which side the library follows:
+# [paper vs code](paper_vs_code.md).
+#
 # *Run time* (measured on a 2-core machine, 2 torch threads, whole chapter): about 4 s
 # as a fresh clone runs it (default settings, no `../shared`), 5 s with the
 # project's data, 5 s in CI's short runs (1 thread).
@@ -119,10 +123,10 @@ assert tracker.center == (box[0] + box[2] / 2, box[1] + box[3] / 2)  # continuou
 # %% [markdown]
 # ## Step 1: the search crop
 #
-# The crop is a square of side $S$ frame pixels around the previous centre, resized to
+# The crop is a square of side $s_x$ frame pixels around the previous centre, resized to
 # 255×255. With $p = (w + h)/2$ the context size is $s_z = \sqrt{(w + p)(h + p)}$, the
 # crop-to-frame scale $\text{scale}_x = 127 / s_z$ and
-# $S = \operatorname{round}(s_z + 2 \cdot \tfrac{255 - 127}{2} / \text{scale}_x)$.
+# $s_x = \operatorname{round}(s_z + 2 \cdot \tfrac{255 - 127}{2} / \text{scale}_x)$.
 
 # %%
 w, h = tracker.size
@@ -130,24 +134,24 @@ cx, cy = tracker.center
 p = cfg.context_amount * (w + h)
 s_z = np.sqrt((w + p) * (h + p))
 scale_x = cfg.exemplar_size / s_z
-S = round(s_z + 2 * ((cfg.instance_size - cfg.exemplar_size) / 2) / scale_x)
-print(f"s_z = {s_z:.2f} px | scale_x = {scale_x:.4f} | S = {S} px (frame is "
+s_x = round(s_z + 2 * ((cfg.instance_size - cfg.exemplar_size) / 2) / scale_x)
+print(f"s_z = {s_z:.2f} px | scale_x = {scale_x:.4f} | s_x = {s_x} px (frame is "
       f"{frames[0].shape[1]} wide)")
-testing.compare("(scale_x, S)", [scale_x, S], list(geometry.search_region(tracker.size)),
+testing.compare("(scale_x, s_x)", [scale_x, s_x], list(geometry.search_region(tracker.size)),
                 atol=0, rtol=0)
 
 # %% [markdown]
 # The released `get_subwindow_tracking` places the square with
-# $x_{\min} = \operatorname{round}(c_x - (S + 1)/2)$ and takes the $S$ pixels
-# $x_{\min} \ldots x_{\min} + S - 1$. Two details matter for exactness:
+# $x_{\min} = \operatorname{round}(c_x - (s_x + 1)/2)$ and takes the $s_x$ pixels
+# $x_{\min} \ldots x_{\min} + s_x - 1$. Two details matter for exactness:
 #
-# * **the 1-px offset.** The middle pixel of that span is $x_{\min} + (S-1)/2 \approx
+# * **the 1-px offset.** The middle pixel of that span is $x_{\min} + (s_x-1)/2 \approx
 #   c_x - 1$: the crop sits one pixel up-left of the centre (in the library's continuous
 #   convention, where pixel $j$ covers $[j, j+1)$, half a pixel). The released weights
 #   were trained and tested with it, so we keep it;
 # * **rounding.** Python's `round` rounds halves to even (`round(96.5) == 96`); pysot's
 #   `floor(v + 0.5)` rounds them up (97). They differ by one pixel when
-#   $c_x - (S+1)/2$ ends in .5.
+#   $c_x - (s_x+1)/2$ ends in .5.
 #
 # A toy frame whose pixel values are their column numbers shows both:
 
@@ -183,11 +187,11 @@ def crop_ours(frame_bgr, center, side, out_size, avg):
     return cv2.resize(patch, (out_size, out_size))  # INTER_LINEAR, uint8
 
 
-x_ours = crop_ours(bgr[1], tracker.center, S, cfg.instance_size, avg_chans)
+x_ours = crop_ours(bgr[1], tracker.center, s_x, cfg.instance_size, avg_chans)
 x_lib = tracker.search_crop(frames[1])  # (1, 3, 255, 255) float32 BGR 0..255
 testing.compare("search crop", x_ours.transpose(2, 0, 1)[None], x_lib, atol=0, rtol=0)
 print("padding colour (BGR):", x_ours[0, 0].tolist(), "= floor of", avg_chans.round(2))
-if round(tracker.center[0] - (S + 1) / 2) < 0 and round(tracker.center[1] - (S + 1) / 2) < 0:
+if round(tracker.center[0] - (s_x + 1) / 2) < 0 and round(tracker.center[1] - (s_x + 1) / 2) < 0:
     assert (x_ours[0, 0] == np.floor(avg_chans)).all()  # the crop's corner is padding
 
 # %% [markdown]
@@ -207,7 +211,7 @@ print("score", tuple(out.score.shape), "| delta", tuple(out.delta.shape))
 
 # %% [markdown]
 # 5 anchors sit at every one of the 25×25 RoWs (chapter 4): row
-# $n = a \cdot 625 + r \cdot 25 + c$ of the anchor table is anchor $a$ at RoW $(r, c)$,
+# $q = a \cdot 625 + r \cdot 25 + c$ of the anchor table is anchor $a$ at RoW $(r, c)$,
 # in crop pixels relative to the crop centre. The score head gives 2 logits per anchor
 # (channels: 5 background, then 5 foreground), the box head 4 deltas per anchor
 # (channels: 5 $dx$, 5 $dy$, 5 $dw$, 5 $dh$):
@@ -309,7 +313,7 @@ size_clamped = np.clip(size_new, cfg.min_size, [W, H])
 # stage of its training) takes the mask head's 63×63 logits of that
 # RoW (chapter 4), over the same window.
 # That window, in frame pixels, starts at the crop box (centred on the previous centre,
-# side $S$) plus $((c, r) - 4) \cdot 8 \cdot S/255$ and is $127 \cdot S/255$ wide;
+# side $s_x$) plus $((c, r) - 4) \cdot 8 \cdot s_x/255$ and is $127 \cdot s_x/255$ wide;
 # `postprocess.paste_mask` warps the probabilities there (bilinear, $-1$ outside, with the
 # released $(W-1)/W$ scale quirk). Threshold at `seg_thr`, keep the largest blob, fit the
 # MBR (chapter 6): that is the polygon.
@@ -321,7 +325,7 @@ with torch.inference_mode():
     else:
         row_logits = model.mask_at(out, int(r_best), int(c_best))  # (1, 1, 63, 63)
 row_prob = torch.sigmoid(row_logits)[0, 0].numpy()
-crop_box = [cx - S / 2, cy - S / 2, S, S]
+crop_box = [cx - s_x / 2, cy - s_x / 2, s_x, s_x]
 mask_prob = postprocess.paste_mask(row_prob, crop_box, int(r_best), int(c_best), (H, W), cfg)
 mask = mask_prob > cfg.seg_thr
 polygon = boxes.fit_box(mask, "mbr", cfg.min_polygon_area)
@@ -445,6 +449,10 @@ if trained:
     assert js.mean() > 0.5 and js.min() > 0.3
 else:
     print("seeded checkpoint (random weights): J says nothing about SiamMask, not checked")
+win = 127 * s_x / cfg.instance_size  # frame 1: the RoW's 127-px window in frame pixels
+print(f"On frame 1 a RoW's window spans {win:.0f}×{win:.0f} frame px: a pixel of the "
+      f"63×63 head mask covers {win / 63:.1f}×{win / 63:.1f} frame px, a pixel of the "
+      f"127×127 refined mask {win / 127:.1f}×{win / 127:.1f}.")
 
 # %%
 show = [records[i] for i in np.linspace(0, len(records) - 1, 3).round().astype(int)]
@@ -461,13 +469,21 @@ figures.image_strip(panels, [f"frame {rec.index}: J = {js[rec.index - 1]:.2f}"
 # The predicted mask is tinted red, the rotated box is green, the tracker's axis-aligned
 # box thin yellow and the annotation's outline white. With SiamMask-Lite the masks stay
 # on the car. The refinement module matters here: without it, the head's 63×63 mask is
-# spread over the RoW's window, about 530×530 frame pixels on frame 1, so each mask
-# pixel covers about 8×8 frame pixels; refined, the mask has 127×127 pixels over the same
-# window and follows the car's outline (the base-stage weights gave mean J 0.70 on these
-# frames, the refined ones 0.84). The released ResNet-50 SiamMask, trained on far
+# spread over the RoW's whole window (its size in frame pixels is printed above), so each
+# mask pixel covers a block of frame pixels; refined, the mask has 127×127 pixels over the
+# same window and follows the car's outline. (The base-stage weights, before refinement
+# was trained — not shipped — gave mean J 0.70 on fast mode's 11 frames; the mean J of the
+# shipped refined weights is printed above.) The released ResNet-50 SiamMask, trained on far
 # more data, reaches a mean J of 0.717 on the 20 DAVIS-2016 validation sequences (paper
 # Table 3); SiamMask-Lite's model card (`siammask_edu/weights/MODEL_CARD.md`) gives its
 # figures on the three sequences of the shared data.
+#
+# Chapter 9 tracks the same sequence with the same weights and prints a different mean J
+# (on `car-shadow`, a higher one; chapter 9 asserts it). The only difference is the mask
+# threshold: this chapter uses the DAVIS preset's
+# `seg_thr` = 0.35 (`TrackerConfig.davis()`, the released `config_davis.json`), chapter 9
+# `Tracker.from_pretrained("lite")`, which takes the 0.5 calibrated for these weights
+# (chapter 9 shows both; [paper vs code](paper_vs_code.md), "mask threshold").
 #
 # ## With the real SiamMask weights
 #
@@ -486,7 +502,7 @@ figures.image_strip(panels, [f"frame {rec.index}: J = {js[rec.index - 1]:.2f}"
 #
 # ## Recap
 #
-# * One step: crop (side $S \approx 2 s_z$, `round` half to even, 1-px up-left offset,
+# * One step: crop (side $s_x \approx 2 s_z$, `round` half to even, 1-px up-left offset,
 #   truncated mean padding) → network → softmax fg and decoded anchors → scale/aspect
 #   penalty × fg, blended with a Hann window → argmax → undamped move, damped resize,
 #   clamp → chosen RoW's mask pasted into the frame → threshold → MBR polygon.
@@ -495,19 +511,19 @@ figures.image_strip(panels, [f"frame {rec.index}: J = {js[rec.index - 1]:.2f}"
 # * Frames are RGB at the API; `geometry.as_bgr_uint8` is the one conversion to the
 #   network's BGR.
 # * `inspection.trace_tracker` + `widgets.TrackerStepper` show every intermediate value.
-# * The trained SiamMask-Lite follows the car (mean J about 0.7 against the DAVIS
-#   annotation); the seeded checkpoint is what makes the step comparable with the
-#   released code.
+# * The trained SiamMask-Lite follows the car (its mean J against the DAVIS annotation is
+#   printed in "How well does it follow the car?"); the seeded checkpoint is what makes
+#   the step comparable with the released code.
 #
 # ## Exercises
 #
-# 1. Track the 4 frames with `crop_rounding="half_up"` (pysot). On which frames does the
-#    crop move, and does the decision change?
+# 1. Track this chapter's frames again with `crop_rounding="half_up"` (pysot). On which
+#    frames does the crop move, and does the decision change?
 # 2. Set `window_influence` to 0 and to 0.9 (`cfg.replace(...)`). How do the pscore maps
 #    and the chosen RoWs change?
 # 3. The crop box used for pasting the mask is centred on $c_x$, the crop itself on
 #    $\approx c_x - 1$. Measure the resulting shift of the pasted mask in frame pixels
-#    for $S = 1066$.
+#    for the $s_x$ printed in step 1.
 # 4. Feed the mask back: after each step, set the state to the centre and size of the
 #    polygon (`Tracker.set_target`). Does J of `car-shadow` go up or down? Why did the
 #    authors not do it?

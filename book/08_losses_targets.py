@@ -21,6 +21,10 @@
 # $\lambda_1 = 32$ in the paper, 36 in the released config; smooth L1 in the paper
 # (through SiamRPN), plain L1 in the code.
 #
+# Symbols as in the book's [glossary](index.md#glossary); where the paper and the
+# released code differ, and which side the library follows:
+# [paper vs code](paper_vs_code.md).
+#
 # *Run time* (measured on a 2-core machine, 2 torch threads, whole chapter): about 3 s
 # as a fresh clone runs it (default settings, no `../shared`), 4 s with the
 # project's data, 3 s in CI's short runs (1 thread).

@@ -20,6 +20,10 @@
 # toolkit / pysot (`siammask_edu.metrics`, equal to them to 1e-6 per frame; see
 # `shared/reference/fixtures/METRICS.md`).
 #
+# Symbols as in the book's [glossary](index.md#glossary); where the paper and the
+# released code differ, and which side the library follows:
+# [paper vs code](paper_vs_code.md).
+#
 # *Run time* (measured on a 2-core machine, 2 torch threads, whole chapter): about 3 s
 # as a fresh clone runs it (default settings, no `../shared`), 7 s with the
 # project's data, 5 s in CI's short runs (1 thread).
@@ -278,3 +282,35 @@ else:
 # DIR` without `--max-frames` for the real figures. The official VOT toolkit can run the
 # same tracker (`docs/vot_toolkit.md`); its A/R/EAO summarise the result files slightly
 # differently from pysot's (written down there).
+#
+# ## Recap
+#
+# * **J** is the IoU of the predicted and annotated masks; **F** is the F-measure of
+#   boundary precision and recall, with a tolerance of $\lceil 0.008 \cdot$ diagonal$\rceil$
+#   pixels (printed above). A boundary error inside the tolerance costs J but hardly F; a
+#   shift beyond it costs F as well — compare the `erode5` and `shift12` rows printed
+#   above.
+# * Over a sequence each measure becomes a **mean**, a **recall** (fraction of frames
+#   above 0.5) and a **decay** (first quarter minus last quarter); frame 0 is given and
+#   the last frame is dropped, as in the official evaluation.
+# * VOT's reset protocol: overlap 0 is a **failure**, the tracker is re-initialised 5
+#   frames later, and the 10 frames after every (re-)initialisation are left out of
+#   **accuracy**; **robustness** counts the failures.
+# * **EAO** is the mean of the expected-overlap curve $\Phi(N)$ over the typical sequence
+#   lengths (VOT-2018: 100–356). For VOT-2016 the released code and pysot use different
+#   intervals ([paper vs code](paper_vs_code.md), "Evaluation").
+# * `siammask-edu benchmark` runs the tracker and the evaluation in one go; a run on a
+#   few frames of a few sequences shows the machinery, not the paper's Tables 2–3.
+#
+# ## Exercises
+#
+# 1. (warm-up) Recompute the four rows of the first table with `davis.boundary_f(p, gt,
+#    bound_th=...)` for a tolerance half and twice as large. Which rows move most, and
+#    why does the tolerance matter less for `box` than for `shift12`?
+# 2. Dilate the ground-truth mask of the first table by 1, 2, … 16 px (`cv2.dilate` with
+#    `davis.disk(r)`) and plot J and F against the dilation. At which dilation does F
+#    start to fall, and how does that relate to the printed tolerance?
+# 3. (needs VOT and the fixtures) Score the `drift` tracker on `bag` again with the
+#    10-frame burn-in removed (`vot.trajectory_overlaps(drift, gt_bag, size, burnin=0)`,
+#    the grey curve of the timeline). How much does accuracy change, and why does VOT
+#    leave those frames out?

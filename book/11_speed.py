@@ -27,6 +27,8 @@
 # wall-clock time, shows how much of a core the run actually got.
 # :::
 #
+# Symbols as in the book's [glossary](index.md#glossary).
+#
 # *Run time* (measured on a 2-core machine, 2 torch threads, whole chapter): about 33 s
 # as a fresh clone runs it (default settings, no `../shared`), 34 s with the
 # project's data, 12 s in CI's short runs (1 thread).
