@@ -474,14 +474,20 @@ def write_mask_png(path: str | os.PathLike, mask: np.ndarray) -> None:
 def write_palette_png(path: str | os.PathLike, labels: np.ndarray) -> None:
     """Write a label map as a DAVIS-style indexed PNG (PIL mode ``'P'``, :func:`davis_palette`).
 
-    Reading it back with PIL (``np.array(Image.open(path))``) gives the labels.
+    The one writer of DAVIS label PNGs: the tracker's output, the DAVIS benchmark's result
+    folders and the evaluation's fixtures (``metrics.davis.write_mask_png`` is this function).
+    Reading it back with PIL (``np.array(Image.open(path))``) or
+    :func:`siammask_edu.metrics.davis.read_mask_png` gives the labels. Missing parent
+    folders are created; the file appears atomically. Not to be confused with
+    :func:`write_mask_png`, which writes one binary mask as a 0/255 grey PNG.
 
     Args:
         path: ``.png`` file.
-        labels: np.ndarray[H, W] integer, values 0..255 (0 = background).
+        labels: np.ndarray[H, W] integer or bool, values 0..255 (0 = background,
+            ``k`` = object ``k``, 255 = void in DAVIS-2017).
 
     Raises:
-        ValueError: if ``labels`` is not 2-D or has values outside 0..255.
+        ValueError: if ``labels`` is not a 2-D integer/bool array or has values outside 0..255.
 
     See book/07_online_tracker.py.
     """
@@ -494,6 +500,7 @@ def write_palette_png(path: str | os.PathLike, labels: np.ndarray) -> None:
     img.putpalette(davis_palette().tobytes())  # 'L' + palette -> mode 'P'
     buf = io.BytesIO()
     img.save(buf, format="PNG")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     _write_bytes(path, buf.getvalue())
 
 
@@ -503,7 +510,9 @@ def merge_objects(prob_maps: np.ndarray | Sequence[np.ndarray], thr: float) -> n
     ``label = argmax_i(p_i) + 1`` where ``max_i p_i > thr`` (strict), else ``0``; ties go to
     the lower object index. This is the released ``track_vos`` fusion, with ``thr`` the
     tracker's ``seg_thr``; pixels outside an object's pasted region hold -1 in the released
-    maps, so they never win.
+    maps, so they never win. A pixel whose maximum is NaN is background (``NaN > thr`` is
+    false). The one implementation of the rule: ``metrics.davis.merge_objects`` and
+    ``multi.merge_masks`` call it.
 
     Args:
         prob_maps: np.ndarray[N, H, W] float (or a sequence of N (H, W) maps), object
@@ -525,27 +534,59 @@ def merge_objects(prob_maps: np.ndarray | Sequence[np.ndarray], thr: float) -> n
     return np.where(best > thr, p.argmax(axis=0) + 1, 0).astype(np.uint8)
 
 
-def write_vot_polygons(path: str | os.PathLike, polygons: Iterable) -> None:
-    """Write one region per line in the VOT text format, numbers as ``"%.4f"``.
+def format_vot_region(region, index: int | None = None) -> str:
+    """One line of the VOT text format (no newline), as the official toolkit writes it.
 
-    Each item is a polygon (np.ndarray[4, 2] or 8 numbers: x1,y1,...,x4,y4, frame pixels),
-    an axis-aligned box (4 numbers x,y,w,h), or an ``int`` status code as in the released
-    VOT driver: ``1`` initialisation, ``2`` failure, ``0`` skipped frame.
+    A status code (an ``int``, or one number) is written as ``"%d"``: ``1`` initialisation,
+    ``2`` failure, ``0`` skipped frame. A region (4 numbers ``x,y,w,h``, or ``2k >= 6``
+    numbers ``x1,y1,...,xk,yk``, frame pixels) is written as C ``"%.4f"`` numbers joined by
+    commas, each number first rounded to float32: the toolkit's ``vot_float2str`` (used by
+    foolwood SiamMask's ``track_vot``) takes a C ``float``. So ``813.27024`` is written
+    ``813.2703`` and ``1.00005`` ``1.0000`` (``"%.4f"`` of the float64 would give
+    ``813.2702`` and ``1.0001``); float32 inputs, such as the tracker's polygons, are
+    unaffected.
+
+    Args:
+        region: an ``int`` code, np.ndarray[k, 2] (a polygon's corners) or a sequence of 1, 4
+            or 2k >= 6 numbers.
+        index: the region's position, only used in the error message.
 
     Raises:
-        ValueError: for an item that is not 8 or 4 numbers or an int.
+        ValueError: for 0, 2, 3 or an odd number (> 4) of numbers (the lengths
+            :func:`siammask_edu.metrics.vot.parse_region` rejects).
 
     See book/07_online_tracker.py.
     """
-    lines = []
-    for i, item in enumerate(polygons):
-        if isinstance(item, (int, np.integer)) and not isinstance(item, bool):
-            lines.append(f"{int(item)}\n")
-            continue
-        v = np.asarray(item, dtype=np.float64).ravel()
-        if v.size not in (8, 4):
-            raise ValueError(f"region {i} has {v.size} numbers; expected 8 (polygon) or 4 (box)")
-        lines.append(",".join(f"{x:.4f}" for x in v) + "\n")
+    if isinstance(region, (int, np.integer)) and not isinstance(region, bool):
+        return f"{int(region):d}"
+    v = np.asarray(region, dtype=np.float64).ravel()
+    if v.size == 1:
+        return f"{int(v[0]):d}"
+    if v.size != 4 and (v.size < 6 or v.size % 2):
+        where = "region" if index is None else f"region {index}"
+        raise ValueError(f"{where} has {v.size} numbers; expected 1 (code), 4 (box) or "
+                         "2k >= 6 (polygon)")
+    return ",".join(f"{float(x):.4f}" for x in v.astype(np.float32))  # = C "%.4f" of a float
+
+
+def write_vot_polygons(path: str | os.PathLike, polygons: Iterable) -> None:
+    """Write one region per line in the VOT text format (:func:`format_vot_region`).
+
+    The one VOT result writer: the ``track`` command's ``polygons.txt``, the VOT benchmark's
+    ``<seq>_001.txt`` files and ``metrics.vot.write_trajectory`` (this function) all use it.
+    Each item is a polygon (np.ndarray[4, 2] or 8 numbers: x1,y1,...,x4,y4, frame pixels),
+    an axis-aligned box (4 numbers x,y,w,h), or a status code (an ``int`` or a 1-number
+    array, as :func:`siammask_edu.metrics.vot.read_trajectory` returns) as in the released VOT
+    driver: ``1`` initialisation, ``2`` failure, ``0`` skipped frame. Numbers are written as
+    the official toolkit does, float32 then ``"%.4f"``. The file appears atomically: on an
+    error an existing file keeps its old content.
+
+    Raises:
+        ValueError: for an item that is not a code, 4 numbers or 2k >= 6 numbers.
+
+    See book/07_online_tracker.py.
+    """
+    lines = [format_vot_region(item, i) + "\n" for i, item in enumerate(polygons)]
     with atomic_open(path, "w") as fh:
         fh.writelines(lines)
 

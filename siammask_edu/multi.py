@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .geometry import as_bgr_uint8
+from .io import merge_objects
 from .models.siammask import Exemplar
 from .step import StepHook, slice_outputs, stack_exemplars
 from .tracker import Tracker, TrackResult
@@ -121,7 +122,8 @@ class MultiTracker:
 
 def merge_masks(results: Sequence[TrackResult], seg_thr: float) -> np.ndarray:
     """Released DAVIS-2017 fusion: label ``argmax_k mask_prob_k + 1`` where the maximum is
-    ``> seg_thr``, else 0 (background).
+    ``> seg_thr``, else 0 (background); :func:`siammask_edu.io.merge_objects` on the
+    results' ``mask_prob`` maps.
 
     Args:
         results: one :class:`TrackResult` per object id, in id order (``mask_prob`` set).
@@ -137,10 +139,7 @@ def merge_masks(results: Sequence[TrackResult], seg_thr: float) -> np.ndarray:
     """
     if not results or any(r.mask_prob is None for r in results):
         raise ValueError("need at least one result, each with mask_prob")
-    probs = np.stack([r.mask_prob for r in results])
-    label = probs.argmax(0).astype(np.uint8) + 1
-    label[probs.max(0) <= seg_thr] = 0
-    return label
+    return merge_objects(np.stack([r.mask_prob for r in results]), seg_thr)
 
 
 __all__ = ["MultiTracker", "merge_masks", "slice_outputs", "stack_exemplars"]

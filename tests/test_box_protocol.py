@@ -225,3 +225,18 @@ def test_table1_frames_pairs_frames_with_ground_truth_by_number(tiny_model, bag,
     gts = [np.array([float(v) for v in ln.split(",")]) for ln in lines]
     with pytest.raises(ValueError, match="5 frames for 6 ground-truth regions"):
         bp.table1_frames(tiny_model, [("bag", frames, gts)], frames_per_sequence=1)
+
+
+def test_one_analytic_polygon_iou():
+    """box_protocol.polygon_iou and metrics.vot.polygon_iou both use boxes.rotated_iou."""
+    from siammask_edu.boxes import rotated_iou
+    from siammask_edu.metrics import vot
+
+    a = cxcywha_to_polygon((50, 40, 30, 20, 25)).astype(np.float64)
+    b = cxcywha_to_polygon((55, 42, 28, 24, -10)).astype(np.float64)
+    want = rotated_iou(a, b)
+    assert 0 < want < 1
+    assert bp.polygon_iou(a, b) == want
+    assert vot.polygon_iou(a.ravel(), b.ravel()) == pytest.approx(want, abs=1e-6)  # float32
+    assert vot.polygon_iou([0, 0, 10, 10], [5, 0, 10, 10]) == pytest.approx(1 / 3)  # x,y,w,h
+    assert np.isnan(vot.polygon_iou([2.0], a.ravel()))

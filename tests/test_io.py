@@ -196,8 +196,56 @@ def test_vot_and_box_text_formats(tmp_path):
     assert (tmp_path / "b.txt").read_text() == ("1.0000,2.0000,3.0000,4.5000\n"
                                                 "0.1000,0.0000,10.0000,20.0000\n")
     with pytest.raises(ValueError, match="region 1"):
-        sio.write_vot_polygons(tmp_path / "p.txt", [poly, np.zeros(6)])
+        sio.write_vot_polygons(tmp_path / "p.txt", [poly, np.zeros(5)])
     assert (tmp_path / "p.txt").read_text().splitlines() == lines  # old content kept
+
+
+def test_one_vot_writer_official_float_format(tmp_path):
+    """One VOT result writer, the toolkit's format: float32 then C "%.4f" (vot_float2str)."""
+    from siammask_edu.metrics import vot
+
+    assert vot.write_trajectory is sio.write_vot_polygons
+    assert vot.format_region(np.array([813.27024, 1.00005, 2, 3])) == sio.format_vot_region(
+        [813.27024, 1.00005, 2, 3]) == "813.2703,1.0000,2.0000,3.0000"  # float64: ...2702,1.0001
+    regions = [np.array([1.0]), 2, np.arange(6.0), np.array([0.0])]  # codes, a triangle
+    sio.write_vot_polygons(tmp_path / "r.txt", regions)
+    assert (tmp_path / "r.txt").read_text() == (
+        "1\n2\n0.0000,1.0000,2.0000,3.0000,4.0000,5.0000\n0\n")
+    assert [r.size for r in vot.read_trajectory(tmp_path / "r.txt")] == [1, 1, 6, 1]
+    for bad in ([1, 2], [1, 2, 3], np.zeros(7), []):
+        with pytest.raises(ValueError):
+            sio.format_vot_region(bad)
+
+
+def test_one_palette_png_writer(tmp_path):
+    """metrics.davis writes label PNGs with io.write_palette_png; io.write_mask_png is 0/255."""
+    from siammask_edu.metrics import davis
+
+    assert davis.write_mask_png is sio.write_palette_png
+    assert np.array_equal(davis.DAVIS_PALETTE, sio.davis_palette())
+    labels = np.array([[0, 1], [2, 255]], np.uint8)
+    sio.write_palette_png(tmp_path / "new" / "dir" / "l.png", labels)  # parents created
+    assert np.array_equal(davis.read_mask_png(tmp_path / "new" / "dir" / "l.png"), labels)
+    with pytest.raises(ValueError, match="integer"):
+        sio.write_palette_png(tmp_path / "f.png", labels.astype(np.float32))
+
+
+def test_one_merge_rule():
+    """io.merge_objects is the rule; metrics.davis.merge_objects and multi.merge_masks agree."""
+    from types import SimpleNamespace
+
+    from siammask_edu.metrics import davis
+    from siammask_edu.multi import merge_masks
+
+    rng = np.random.default_rng(0)
+    p = rng.random((3, 5, 6)).astype(np.float32)
+    p[1, 0, 0] = p[0, 0, 0]  # a tie goes to the lower object index
+    p[:, 1, 1] = np.nan  # NaN maximum -> background
+    p[:, 2, 2] = 0.3  # max == thr -> background (strict)
+    want = sio.merge_objects(p, 0.3)
+    assert want[1, 1] == 0 and want[2, 2] == 0
+    assert np.array_equal(davis.merge_objects(p, threshold=0.3), want)
+    assert np.array_equal(merge_masks([SimpleNamespace(mask_prob=m) for m in p], 0.3), want)
 
 
 # -- atomicity -----------------------------------------------------------------------------

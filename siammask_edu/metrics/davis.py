@@ -22,25 +22,15 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from ..io import davis_palette, write_palette_png
+from ..io import merge_objects as _merge_objects
+
 STAT_KEYS = ("J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay")
 
 
-def _pascal_palette(n: int = 256) -> np.ndarray:
-    cmap = np.zeros((n, 3), np.uint8)
-    for i in range(n):
-        r = g = b = 0
-        c = i
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        cmap[i] = (r, g, b)
-    return cmap
-
-
-#: ``np.ndarray (256, 3) uint8``: the DAVIS palette (the PASCAL VOC colour map; 255 = void).
-DAVIS_PALETTE = _pascal_palette()
+#: ``np.ndarray (256, 3) uint8``: the DAVIS palette (the PASCAL VOC colour map; 255 = void),
+#: :func:`siammask_edu.io.davis_palette` computed once.
+DAVIS_PALETTE = davis_palette()
 
 
 def read_mask_png(path: str | os.PathLike) -> np.ndarray:
@@ -62,31 +52,18 @@ def read_mask_png(path: str | os.PathLike) -> np.ndarray:
     return arr.astype(np.uint8, copy=False)
 
 
-def write_mask_png(path: str | os.PathLike, labels: np.ndarray) -> None:
-    """Write a label map as a DAVIS palette PNG (PIL mode 'P' with :data:`DAVIS_PALETTE`).
-
-    Args:
-        path: output file; parent folders are created.
-        labels (np.ndarray[H, W] int or bool): 0 background, k = object k (<= 255).
-
-    Raises:
-        ValueError: if ``labels`` is not 2-D or holds values outside 0..255.
-
-    See book/10_measuring.py.
-    """
-    labels = np.asarray(labels)
-    if labels.ndim != 2:
-        raise ValueError(f"labels must be (H, W), got shape {labels.shape}")
-    if labels.size and (labels.min() < 0 or labels.max() > 255):
-        raise ValueError("labels must lie in 0..255")
-    im = Image.fromarray(labels.astype(np.uint8), mode="P")
-    im.putpalette(DAVIS_PALETTE.ravel().tolist())
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    im.save(path)
+#: Write a label map as a DAVIS palette PNG: :func:`siammask_edu.io.write_palette_png`
+#: (mode 'P' with :data:`DAVIS_PALETTE`, parent folders created). Kept under this name for
+#: one release; new code calls ``io.write_palette_png`` (``io.write_mask_png`` is a
+#: different thing: one binary mask as a 0/255 grey PNG).
+write_mask_png = write_palette_png
 
 
 def merge_objects(prob_maps: np.ndarray, threshold: float) -> np.ndarray:
     """Merge per-object probability maps into one label map (SiamMask's DAVIS-2017 rule).
+
+    :func:`siammask_edu.io.merge_objects` (the one implementation) under the keyword
+    ``threshold``; kept for one release.
 
     Args:
         prob_maps (np.ndarray[K, H, W] float): per-object foreground probabilities.
@@ -98,10 +75,7 @@ def merge_objects(prob_maps: np.ndarray, threshold: float) -> np.ndarray:
 
     See book/10_measuring.py.
     """
-    p = np.asarray(prob_maps)
-    if p.ndim != 3 or p.shape[0] < 1 or p.shape[0] > 255:
-        raise ValueError(f"prob_maps must be (K, H, W) with 1 <= K <= 255, got {p.shape}")
-    return ((p.argmax(0).astype(np.uint8) + 1) * (p.max(0) > threshold)).astype(np.uint8)
+    return _merge_objects(prob_maps, threshold)
 
 
 def jaccard(pred: np.ndarray, gt: np.ndarray) -> np.ndarray | float:

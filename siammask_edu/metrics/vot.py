@@ -20,7 +20,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from ..boxes import rotated_iou
 from ..geometry import vot_polygon_to_cxcywh
+from ..io import format_vot_region, write_vot_polygons
 
 #: EAO intervals (1-based sequence lengths, inclusive) of the toolkits.
 EAO_INTERVALS = {
@@ -63,22 +65,17 @@ def format_region(region: np.ndarray | int) -> str:
     """One VOT text line: ``"%d"`` for a code, else ``"%.4f"`` numbers joined by commas.
 
     Numbers go through float32 first, as foolwood's ``vot_float2str`` (a C ``float`` argument).
+    This is :func:`siammask_edu.io.format_vot_region`, the one formatter of VOT lines.
 
     See book/10_measuring.py.
     """
-    r = np.atleast_1d(np.asarray(region, dtype=np.float64))
-    if r.size == 1:
-        return f"{int(r[0]):d}"
-    return ",".join(f"{float(v):.4f}" for v in r.astype(np.float32))  # = C "%.4f"
+    return format_vot_region(region)
 
 
-def write_trajectory(path: str | os.PathLike, regions: Iterable) -> None:
-    """Write regions in the VOT text format (1 = init, 2 = failure, 0 = skipped).
-
-    See book/10_measuring.py.
-    """
-    with open(path, "w") as fh:
-        fh.writelines(format_region(r) + "\n" for r in regions)
+#: Write regions in the VOT text format (1 = init, 2 = failure, 0 = skipped):
+#: :func:`siammask_edu.io.write_vot_polygons`, the one VOT result writer (float32 then
+#: ``"%.4f"``, written atomically).
+write_trajectory = write_vot_polygons
 
 
 def region_to_polygon(region: np.ndarray) -> np.ndarray:
@@ -196,21 +193,20 @@ def region_overlap(
 
 
 def polygon_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Analytic (continuous) IoU of two regions with shapely, for comparison with :func:`region_overlap`.
+    """Analytic (continuous) IoU of two regions, for comparison with :func:`region_overlap`.
+
+    The regions (4 or 2k numbers) become polygons as :func:`region_to_polygon` and go to
+    :func:`siammask_edu.boxes.rotated_iou`, the one analytic polygon IoU (shapely).
 
     Returns:
         float64 IoU; NaN for a code; 0 if the union has zero area.
 
     See book/10_measuring.py.
     """
-    from shapely.geometry import Polygon
-
     a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
     if a.size == 1 or b.size == 1:
         return float("nan")
-    pa, pb = (Polygon(region_to_polygon(r).astype(np.float64)).buffer(0) for r in (a, b))
-    union = pa.union(pb).area
-    return float(pa.intersection(pb).area / union) if union > 0 else 0.0
+    return rotated_iou(region_to_polygon(a), region_to_polygon(b))
 
 
 def trajectory_overlaps(pred: Sequence, gt: Sequence, bounds=None, burnin: int = 0) -> np.ndarray:
