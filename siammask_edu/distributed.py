@@ -32,7 +32,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from .training import TrainConfig, load_run_config, train, train_run
+from .training import TrainConfig, load_run_config, train, train_main
 
 
 def backend() -> str:
@@ -56,26 +56,41 @@ def local_device() -> torch.device:
 
 
 def main(argv=None) -> int:
-    """torchrun entry point: ``CONFIG [--resume] [--data ROOT]``; returns the exit status.
+    """torchrun entry point: ``CONFIG [--resume [RUN_DIR]] [--data ROOT]``; returns the exit
+    status of ``siammask-edu train`` (:func:`~siammask_edu.training.train_main`): 0 finished,
+    1 stopped on a bad loss, 2 bad config or data.
+
+    Prints what the CLI prints: ``error: ...`` (one line, from rank 0) and, on rank 0,
+    ``finished: <final.pth>``. A bad run file is reported before the process group is
+    formed. (torchrun then adds its own failure report with the exit status of the ranks.)
+
+    Memory per rank: the model, its gradients and optimiser state, and the frames of the
+    batches in flight; training data are decoded on demand (not kept, see
+    :func:`~siammask_edu.training.build_dataset`), so W ranks do not hold W copies of it.
 
     See book/09_training_lite.py.
     """
     import argparse
 
     ap = argparse.ArgumentParser(prog="torchrun ... -m siammask_edu.distributed")
-    ap.add_argument("config")
-    ap.add_argument("--resume", action="store_true")
-    ap.add_argument("--data", default=None)
+    ap.add_argument("config", help="run file, e.g. configs/train_lite.json")
+    ap.add_argument("--resume", nargs="?", const=True, default=None, metavar="RUN_DIR",
+                    help="continue the run from its last checkpoint")
+    ap.add_argument("--data", default=None, help="dataset root (default: data_root())")
     args = ap.parse_args(argv)
+    rank = int(os.environ.get("RANK", "0"))
+    try:
+        run = load_run_config(args.config)
+    except (FileNotFoundError, ValueError) as exc:
+        if rank == 0:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
     dist.init_process_group(backend())
     try:
-        rank, world = dist.get_rank(), dist.get_world_size()
-        run = load_run_config(args.config)
-        train_run(run, resume=args.resume, data_root=args.data, rank=rank, world_size=world,
-                  device=local_device())
+        return train_main(args.config, resume=args.resume, data=args.data, rank=dist.get_rank(),
+                          world_size=dist.get_world_size(), device=local_device(), run=run)
     finally:
         dist.destroy_process_group()
-    return 0
 
 
 def free_port() -> int:

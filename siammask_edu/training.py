@@ -532,6 +532,38 @@ def plot_log(csv_path: str | os.PathLike, png_path: str | os.PathLike) -> None:
     plt.close(fig)
 
 
+def build_dataset(cfg: TrainConfig, data_root=None, world_size: int = 1) -> PairDataset:
+    """The stage's :class:`PairDataset` from ``cfg.data``, validated (every file decoded).
+
+    Memory: one process (``world_size == 1``) keeps every decoded frame and mask
+    (``in_memory=True``: ~1.8 GB for DAVIS-2016 train at 240p + COCO-128). DDP ranks
+    (``world_size > 1``) decode on demand (``in_memory=False``, unless a source entry sets
+    ``in_memory`` itself): a rank holds the file lists and boxes (a few MB) plus the frames of
+    the batches in flight, so W ranks do not hold W copies. Items are the same either way.
+
+    See book/09_training_lite.py.
+    """
+    spec = [dict(s) for s in cfg.data]
+    if world_size > 1:
+        for s in spec:
+            s.setdefault("in_memory", False)
+    sources = build_sources(spec, data_root)
+    pc = PairConfig.refine if cfg.stage == "refine" else PairConfig.base
+    return PairDataset(sources, pc(neg=cfg.neg, gray=cfg.gray, source_probs=cfg.source_probs,
+                                   variety=Variety.from_dict(cfg.variety)),
+                       seed=cfg.seed, length=cfg.pairs_per_epoch)
+
+
+def _unused_trainable(model: SiamMask, cfg: TrainConfig) -> list[str]:
+    """Trainable parameters the stage's forward never reaches (what DDP's
+    ``find_unused_parameters`` is for): base runs backbone, neck, score/box/mask heads;
+    refine runs the mask branch and the refinement. Empty for every shipped model, so DDP
+    runs without the per-iteration graph traversal and its warning."""
+    ran = {"base": ("backbone.", "neck.", "score_head.", "box_head.", "mask_head."),
+           "refine": ("mask_head.conv_", "refine.")}[cfg.stage]
+    return [n for n, p in model.named_parameters() if p.requires_grad and not n.startswith(ran)]
+
+
 def train(cfg: TrainConfig, run_dir: str | os.PathLike, resume: str | os.PathLike | None = None,
           previous: str | os.PathLike | None = None, data_root=None, max_steps: int | None = None,
           rank: int = 0, world_size: int = 1, device: str | torch.device = "cpu",
@@ -588,15 +620,13 @@ def _train(cfg, run_dir, resume, previous, data_root, max_steps, rank, world_siz
     else:
         model = build_model_for(cfg, previous)
     model.to(device)
+    if start_step > cfg.total_steps:
+        raise ValueError(f"{resume} holds {start_step} steps, more than the {cfg.total_steps} "
+                         f"of {cfg.epochs} epochs the config asks for")
     if dataset is None:
-        sources = build_sources([dict(s) for s in cfg.data], data_root)
-        pc = PairConfig.refine if cfg.stage == "refine" else PairConfig.base
-        dataset = PairDataset(sources, pc(neg=cfg.neg, gray=cfg.gray,
-                                          source_probs=cfg.source_probs,
-                                          variety=Variety.from_dict(cfg.variety)),
-                              seed=cfg.seed, length=cfg.pairs_per_epoch)
+        dataset = build_dataset(cfg, data_root, world_size)
         if main and progress:
-            print(f"[{cfg.name}/{cfg.stage}] data: {describe(sources)}", flush=True)
+            print(f"[{cfg.name}/{cfg.stage}] data: {describe(dataset.sources)}", flush=True)
     weights = {"released": LossWeights.released(), "paper": LossWeights.paper()}[cfg.loss]
     if cfg.stage == "refine":
         weights = dataclasses.replace(weights, score=0.0, box=0.0)
@@ -619,7 +649,8 @@ def _train(cfg, run_dir, resume, previous, data_root, max_steps, rank, world_siz
         opt = build_optimizer(model, cfg)
         net = trainer
         if world_size > 1:
-            net = nn.parallel.DistributedDataParallel(trainer, find_unused_parameters=True)
+            net = nn.parallel.DistributedDataParallel(
+                trainer, find_unused_parameters=bool(_unused_trainable(model, cfg)))
         return opt, net
 
     def phase(e: int) -> bool:  # True once the backbone blocks are unfrozen
@@ -662,7 +693,8 @@ def _train(cfg, run_dir, resume, previous, data_root, max_steps, rank, world_siz
         epoch = step // cfg.steps_per_epoch
         if step % cfg.steps_per_epoch == 0 and step > 0 and phase(epoch) != phase(epoch - 1):
             optimizer, net = setup(epoch)  # unfreeze: rebuild (momentum reset, as released)
-        if step % cfg.steps_per_epoch == 0 and main and step > start_step:
+        if step % cfg.steps_per_epoch == 0 and main and step > 0 and (
+                step > start_step or not (run_dir / f"epoch_{epoch:02d}.pth").exists()):
             save(run_dir / f"epoch_{epoch:02d}.pth", step)
         lr = lr_at(cfg, step / cfg.steps_per_epoch)
         for g in optimizer.param_groups:
@@ -779,69 +811,146 @@ def load_run_config(path: str | os.PathLike) -> dict:
             "stages": stages}
 
 
+# settings that may change between an interrupted or finished stage and its continuation
+# (epochs: a finished stage is extended to the new total; the rest do not change the result)
+RESUMABLE_CHANGES = ("epochs", "threads", "num_workers", "log_every", "checkpoint_minutes",
+                     "checkpoint_every")
+
+
+class RunError(ValueError):
+    """A run that cannot continue as asked (the message says why and what to do).
+
+    See book/09_training_lite.py.
+    """
+
+
+def _stage_record(path: Path) -> tuple[dict, int]:
+    extra = read_state_file(path)["extra"]
+    return json.loads(extra.get("train_config") or "{}"), int(extra.get("step", 0))
+
+
+def _changes(old: dict, cfg: TrainConfig) -> list[str]:
+    new = json.loads(json.dumps(cfg.to_dict()))
+    old = json.loads(json.dumps(old))
+    return [f"{k} {old.get(k)!r} -> {v!r}" for k, v in new.items()
+            if k not in RESUMABLE_CHANGES and old.get(k) != v]
+
+
 def train_run(run: dict, resume: bool = False, data_root=None, progress: bool = True,
               max_steps: int | None = None, rank: int = 0, world_size: int = 1,
               device: str | torch.device = "cpu") -> Path:
     """Run every stage of a run in order (``<run_dir>/<i>_<stage>/``), each starting from
-    the previous stage's ``final.pth``; with ``resume``, finished stages are skipped and
-    an interrupted one continues from its ``last.pth``.
+    the previous stage's ``final.pth``.
+
+    With ``resume``: an interrupted stage continues from its ``last.pth``; a finished stage
+    is kept, or, when ``epochs`` was raised, extended from its ``last.pth`` to the new total
+    (the steps already done are kept; the LR schedule of the remaining steps follows the new
+    ``epochs``). Only :data:`RESUMABLE_CHANGES` may differ from the stored config.
 
     Returns:
         The last stage's ``final.pth`` (or ``last.pth`` if interrupted by ``max_steps``).
+
+    Raises:
+        RunError: the stored stage was trained with other settings, holds more steps than
+            asked, lacks ``last.pth``, or would be extended under a later stage that
+            already started from it (the message names the folders and what to do).
 
     See book/09_training_lite.py.
     """
     previous = None
     out = None
-    for i, cfg in enumerate(run["stages"]):
-        d = Path(run["run_dir"]) / f"{i}_{cfg.stage}"
-        if resume and (d / "final.pth").is_file():
-            previous = d / "final.pth"
-            continue
-        ck = d / "last.pth" if resume and (d / "last.pth").is_file() else None
+    stages = run["stages"]
+    dirs = [Path(run["run_dir"]) / f"{i}_{c.stage}" for i, c in enumerate(stages)]
+    for i, cfg in enumerate(stages):
+        d = dirs[i]
+        final, last = d / "final.pth", d / "last.pth"
+        ck = None
+        if resume and (final.is_file() or last.is_file()):
+            old, done = _stage_record(final if final.is_file() else last)
+            changed = _changes(old, cfg)
+            if changed:
+                raise RunError(f"{d} was trained with other settings ({'; '.join(changed)}); "
+                               "restore them or start a new run_dir (only "
+                               f"{', '.join(RESUMABLE_CHANGES)} may change on --resume)")
+            old_epochs = old.get("epochs", "?")
+            if done > cfg.total_steps:
+                raise RunError(f"{d} already trained {done} steps ({old_epochs} epochs); the "
+                               f"config asks for {cfg.epochs} epochs ({cfg.total_steps} "
+                               "steps): raise epochs, or start a new run_dir")
+            if final.is_file() and done == cfg.total_steps:
+                if rank == 0:
+                    print(f"[{cfg.name}/{cfg.stage}] {d} already finished ({done} steps, "
+                          f"{cfg.epochs} epochs): nothing to train; raise epochs to extend it",
+                          file=sys.stderr, flush=True)
+                previous = out = final
+                continue
+            if not last.is_file():
+                raise RunError(f"{d} has final.pth but no last.pth (the optimiser state): it "
+                               f"cannot be extended from {done} to {cfg.total_steps} steps")
+            if final.is_file():
+                later = [str(x) for x in dirs[i + 1:] if x.exists()]
+                if later:
+                    raise RunError(f"extending {d} from {old_epochs} to {cfg.epochs} epochs "
+                                   f"would leave {', '.join(later)} trained from its old "
+                                   "final weights: extend in a new run_dir (copy "
+                                   f"{d.name} there) or remove {', '.join(later)}")
+                if rank == 0:
+                    print(f"[{cfg.name}/{cfg.stage}] extending the finished stage in {d}: "
+                          f"{old_epochs} -> {cfg.epochs} epochs ({done} -> {cfg.total_steps} "
+                          f"steps) from {last}", file=sys.stderr, flush=True)
+            ck = last
         res = train(cfg, d, resume=ck, previous=previous, data_root=data_root,
                     progress=progress and rank == 0, max_steps=max_steps, rank=rank,
                     world_size=world_size, device=device)
         if not res["finished"]:
             return res["last"]
-        previous = out = d / "final.pth"
+        previous = out = final
     return out or previous
 
 
 def train_main(config_path: str | os.PathLike, resume: str | os.PathLike | bool | None = None,
-               data: str | os.PathLike | None = None) -> int:
-    """Entry point for ``siammask-edu train CONFIG [--resume] [--data ROOT]``.
+               data: str | os.PathLike | None = None, rank: int = 0, world_size: int = 1,
+               device: str | torch.device = "cpu", run: dict | None = None) -> int:
+    """Entry point for ``siammask-edu train CONFIG [--resume] [--data ROOT]`` and, with
+    ``rank``/``world_size``, for each DDP process (:mod:`siammask_edu.distributed`).
 
     Args:
         config_path: run file (see :func:`load_run_config`, e.g. ``configs/train_lite.json``).
         resume: truthy: continue the run in its ``run_dir`` (a path is accepted and used as
-            the run folder).
+            the run folder); a finished stage whose ``epochs`` was raised is extended.
         data: dataset root (default :func:`siammask_edu.data_root`).
+        run: the already loaded run file (else read from ``config_path``).
+
+    Prints ``error: ...`` (one line, stderr) on a bad config, bad data or a run that cannot
+    continue, and ``finished: <final.pth>`` (rank 0) at the end.
 
     Returns:
         Exit status: 0 finished, 1 stopped on a bad loss, 2 bad config or data.
 
     See book/09_training_lite.py.
     """
-    from .datasets import DataError
+    def fail(exc, code):
+        if rank == 0:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+        return code
 
     try:
-        run = load_run_config(config_path)
+        if run is None:
+            run = load_run_config(config_path)
     except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(exc, 2)
     if resume not in (None, False, True, "", "auto"):
         run["run_dir"] = str(resume)
         resume = True
     try:
-        final = train_run(run, resume=bool(resume), data_root=data)
+        final = train_run(run, resume=bool(resume), data_root=data, rank=rank,
+                          world_size=world_size, device=device)
     except NonFiniteLossError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except (DataError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"finished: {final}")
+        return fail(exc, 1)
+    except (ValueError, FileNotFoundError) as exc:  # DataError, RunError, bad settings
+        return fail(exc, 2)
+    if rank == 0:
+        print(f"finished: {final}", flush=True)
     return 0
 
 
@@ -863,4 +972,5 @@ if __name__ == "__main__":
 
 __all__ = ["TrainConfig", "lr_at", "SiamMaskTrainer", "set_trainable", "set_modes",
            "build_optimizer", "build_model_for", "train", "train_run", "train_main",
-           "load_run_config", "plot_log", "NonFiniteLossError"]
+           "load_run_config", "plot_log", "NonFiniteLossError", "RunError", "build_dataset",
+           "RESUMABLE_CHANGES"]

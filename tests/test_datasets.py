@@ -205,3 +205,43 @@ def test_build_sources(synth, shared):
     assert "davis: 1 tracks" in D.describe(srcs)
     with pytest.raises(D.DataError, match="unknown source type"):
         D.build_sources([{"type": "kitti"}])
+
+
+def _copy_tree(src, dst):
+    for f in src.rglob("*"):
+        if f.is_file():
+            (dst / f.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
+            (dst / f.relative_to(src)).write_bytes(f.read_bytes())
+    return dst
+
+
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_validation_decodes_fully_and_lists_every_bad_file(synth, tmp_path, in_memory):
+    # a JPEG truncated to 60 % decodes in OpenCV into a half-grey image without an error
+    bad = _copy_tree(synth, tmp_path / "bad")
+    cut = bad / "seq0" / "frames" / "00002.jpg"
+    cut.write_bytes(cut.read_bytes()[: int(cut.stat().st_size * 0.6)])
+    junk = bad / "seq1" / "frames" / "00001.jpg"
+    junk.write_bytes(b"not a jpeg")
+    mask = bad / "seq1" / "masks" / "00004.png"
+    mask.write_bytes(mask.read_bytes()[: mask.stat().st_size // 2])
+    src = D.CustomSource(bad, in_memory=in_memory)
+    with pytest.raises(D.DataError) as err:
+        D.PairDataset([src])
+    msg = str(err.value)
+    for p in (cut, junk, mask):
+        assert str(p) in msg, (p, msg)
+    assert "3 " in msg.splitlines()[0] and "truncated" in msg
+    assert not src._images or cut not in src._images  # nothing bad is cached
+    # the good files are unaffected: a clean copy validates
+    D.PairDataset([D.CustomSource(synth, in_memory=in_memory)])
+
+
+def test_lazy_source_keeps_nothing_decoded_and_gives_the_same_items(synth):
+    lazy = D.CustomSource(synth, 3, in_memory=False)
+    a = D.PairDataset([lazy], D.PairConfig(), seed=5)
+    b = D.PairDataset([D.CustomSource(synth, 3)], D.PairConfig(), seed=5)
+    for i in (0, 7):
+        for k, v in a[i].items():
+            assert np.array_equal(v, b[i][k]), k
+    assert lazy._images == {} and lazy._masks == {}

@@ -39,3 +39,51 @@ def test_two_processes_equal_one_with_accumulation(tmp_path):
 
 def test_backend_choice():
     assert backend() == ("nccl" if torch.cuda.is_available() else "gloo")
+
+
+def _torchrun(tmp_path, *args, nproc=2):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="default")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc_per_node={nproc}", "-m", "siammask_edu.distributed", *map(str, args)]
+    return subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, check=False,
+                          timeout=300)
+
+
+def test_torchrun_entry_prints_the_cli_lines_without_ddp_warnings(tmp_path):
+    import json
+
+    root = write_synthetic_sequences(tmp_path / "data", 2, 6)
+    cfg = TrainConfig.tiny(data=({"type": "custom", "root": str(root), "frame_range": 3},),
+                           epochs=1, pairs_per_epoch=4, batch_size=4, log_every=1)
+    (tmp_path / "run.json").write_text(json.dumps(
+        {"name": "t", "run_dir": "runs/t", "stages": [cfg.to_dict()]}))
+    res = _torchrun(tmp_path, "run.json")
+    text = res.stdout + res.stderr
+    assert res.returncode == 0, text
+    lines = res.stdout.strip().splitlines()  # as the CLI: the data line, then the final line
+    assert lines[-1] == "finished: runs/t/0_base/final.pth" and text.count("finished:") == 1, text
+    assert "find_unused_parameters" not in text and "Traceback" not in text, text
+    # a bad config: each rank the CLI's one-line error, exit status 2, no traceback of ours
+    (tmp_path / "bad.json").write_text(json.dumps({"stages": [{"preset": "nope"}]}))
+    res = _torchrun(tmp_path, "bad.json")
+    text = res.stdout + res.stderr
+    # (torchrun itself then exits 1 with its own ChildFailedError report of the ranks' status)
+    assert res.returncode != 0 and "exitcode  : 2" in text, text
+    assert res.stderr.count("error: unknown stage preset 'nope'") == 1, text
+    assert "siammask_edu/" not in text, text  # no traceback through our code
+
+
+def test_ddp_ranks_decode_on_demand(tmp_path):
+    from siammask_edu.training import build_dataset
+
+    root = write_synthetic_sequences(tmp_path / "data", 2, 6)
+    cfg = TrainConfig.tiny(data=({"type": "custom", "root": str(root), "frame_range": 3},))
+    assert all(s.in_memory for s in build_dataset(cfg, world_size=1).sources)
+    ddp = build_dataset(cfg, world_size=2)
+    assert not any(s.in_memory for s in ddp.sources)
+    ddp[0]
+    assert all(not s._images and not s._masks for s in ddp.sources)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -263,3 +264,76 @@ def test_v2_and_ablation_configs():
         assert (st.total_steps, st.seed, st.batch_size, st.threads) == (600, 0, 16, 1)
         seen.add((json.dumps(st.variety, sort_keys=True), st.unfreeze_epoch))
     assert len(seen) == len(abl)  # one change each
+
+
+# ---------------------------------------------------------------------------------------
+# Extending and resuming runs
+# ---------------------------------------------------------------------------------------
+
+
+def _write_run(path, stages):
+    path.write_text(json.dumps({"name": "t", "run_dir": "runs/t",
+                                "stages": [s.to_dict() for s in stages]}))
+    return path
+
+
+def test_raising_epochs_of_a_finished_run_trains_the_new_epochs(synth_root, tmp_path,
+                                                                monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    cfg = tiny_cfg(synth_root, epochs=1, schedule="constant", lr=0.02)
+    run = _write_run(tmp_path / "run.json", [cfg])
+    assert training.train_main(run) == 0
+    stage = tmp_path / "runs" / "t" / "0_base"
+    assert training.read_state_file(stage / "final.pth")["extra"]["step"] == 2
+    _write_run(run, [cfg.replace(epochs=2)])
+    capsys.readouterr()
+    assert training.train_main(run, resume=True) == 0
+    out, err = capsys.readouterr()
+    assert "extending" in err and "1 -> 2 epochs" in err, err
+    assert out.strip().splitlines()[-1] == f"finished: {Path('runs/t/0_base/final.pth')}"
+    got = training.read_state_file(stage / "final.pth")
+    assert got["extra"]["step"] == 4
+    # the same as a run of 2 epochs from the start (constant LR)
+    ref = train(cfg.replace(epochs=2), tmp_path / "ref", progress=False)["model"].state_dict()
+    for k, v in ref.items():
+        assert torch.equal(got["state_dict"][k], v), k
+    assert (stage / "log.csv").read_text().count("\n") == 1 + 4
+    assert (stage / "epoch_01.pth").is_file()
+    # a finished run asked again with the same epochs: nothing to do, says so
+    assert training.train_main(run, resume=True) == 0
+    assert "already finished" in capsys.readouterr().err
+
+
+def test_resume_says_why_it_cannot_continue(synth_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    cfg = tiny_cfg(synth_root, epochs=2)
+    run = _write_run(tmp_path / "run.json", [cfg])
+    assert training.train_main(run) == 0
+    capsys.readouterr()
+    _write_run(run, [cfg.replace(epochs=1)])  # fewer epochs than already trained
+    assert training.train_main(run, resume=True) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "4 steps" in err and "epochs" in err, err
+    _write_run(run, [cfg.replace(epochs=3, lr=0.01)])  # another setting changed
+    assert training.train_main(run, resume=True) == 2
+    err = capsys.readouterr().err
+    assert "lr" in err and "0.005" in err and "0.01" in err, err
+    # an earlier stage cannot be extended under a later one that started from it
+    ref = tiny_cfg(synth_root, stage="refine", init="previous", epochs=1, neg=0.0,
+                   schedule="refine", lr=1e-2, lr_end=2.5e-3)
+    _write_run(run, [cfg, ref])
+    assert training.train_main(run, resume=True) == 0
+    capsys.readouterr()
+    _write_run(run, [cfg.replace(epochs=3), ref])
+    assert training.train_main(run, resume=True) == 2
+    err = capsys.readouterr().err
+    assert "1_refine" in err and "0_base" in err, err
+
+
+def test_train_main_bad_settings_are_one_line_errors(synth_root, tmp_path, monkeypatch,
+                                                     capsys):
+    monkeypatch.chdir(tmp_path)
+    run = _write_run(tmp_path / "run.json", [tiny_cfg(synth_root, batch_size=3, grad_accum=2)])
+    assert training.train_main(run) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
