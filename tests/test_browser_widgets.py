@@ -421,3 +421,38 @@ def test_chapter_7_tracker_stepper_in_chromium(browser, lab, scratch, capsys):
                           f"screenshot {shot}")
     finally:
         page.close()
+
+
+def test_double_click_opens_a_chapter_as_a_notebook(browser, lab, capsys):
+    """What README "Read the book" promises: in JupyterLab's file browser, a double-click on
+    ``book/01_siamese_tracking.py`` opens a notebook (jupytext's viewer, made the default
+    for ``.py`` by set-up command 1), not the text editor."""
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    try:
+        page.goto(f"{lab.url}/lab/tree/book?token={lab.token}",
+                  timeout=LOAD_TIMEOUT_S * 1000)
+        item = page.locator(".jp-DirListing-item", has_text="01_siamese_tracking.py").first
+        item.wait_for(state="visible", timeout=LOAD_TIMEOUT_S * 1000)
+        item.dblclick()
+        panel = page.locator(".jp-NotebookPanel:visible").first
+        try:
+            panel.wait_for(state="visible", timeout=LOAD_TIMEOUT_S * 1000)
+        except Exception:  # noqa: BLE001 - report what opened instead, with a screenshot
+            shot = SHOTS / "ch01_double_click_failed.png"
+            page.screenshot(path=str(shot))
+            editors = page.locator(".jp-FileEditor:visible").count()
+            pytest.fail(f"double-click did not open a notebook ({editors} text editor(s) "
+                        f"open instead); screenshot {shot}")
+        tab = page.locator("#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current "
+                           ".lm-TabBar-tabLabel").first
+        assert "01_siamese_tracking.py" in tab.inner_text()
+        # cells, not one block of text (they render as the notebook's content arrives)
+        page.wait_for_function(
+            "() => document.querySelectorAll('.jp-NotebookPanel .jp-Cell').length > 10",
+            timeout=LOAD_TIMEOUT_S * 1000)
+        shot = SHOTS / "ch01_double_click.png"
+        page.screenshot(path=str(shot))
+        _announce(capsys, f"double-click opened book/01_siamese_tracking.py as a notebook; "
+                          f"screenshot {shot}")
+    finally:
+        page.close()
